@@ -1,0 +1,152 @@
+"""The CLI's runtime: settings, consoles, database and chain handles, the one error edge."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console, RenderableType
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from ctrip_cli.config import Settings, load_settings
+from ctrip_cli.db import engine as db_engine
+from ctrip_cli.db import locks, queries
+from ctrip_cli.errors import CtripError
+
+R = TypeVar("R")
+log = logging.getLogger("ctrip")
+
+
+class Runtime:
+    """Built by the root callback; commands reach it as `ctx.obj`."""
+
+    def __init__(
+        self,
+        *,
+        chains_file: Path | None,
+        out: Console,
+        err: Console,
+        log_json: bool = False,
+        settings: Settings | None = None,
+    ) -> None:
+        self._chains_file = chains_file
+        self._settings = settings
+        self._engine: Engine | None = None
+        self.out, self.err, self.log_json = out, err, log_json
+
+    @property
+    def settings(self) -> Settings:
+        """Validated on first use, so `--help` works even with a broken chains.yaml."""
+        if self._settings is None:
+            self._settings = load_settings(chains_file=self._chains_file)
+        return self._settings
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = db_engine.make_engine(self.settings.database_url.get_secret_value())
+        return self._engine
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """The one error edge: CtripError → message on stderr and its exit code."""
+        try:
+            with db_engine.translate_errors():
+                yield
+        except CtripError as exc:
+            self.err.print(f"[red]{type(exc).__name__}[/]: {exc}", markup=True, highlight=False)
+            cause = exc.__cause__
+            while cause is not None:
+                self.err.print(f"  caused by {type(cause).__name__}: {cause}", markup=False)
+                cause = cause.__cause__
+            raise typer.Exit(exc.exit_code) from None
+
+    @contextmanager
+    def open_session(self) -> Iterator[Session]:
+        with db_engine.session_factory(self.engine)() as session:
+            yield session
+
+    @contextmanager
+    def open_chain(self, name: str) -> Iterator[Any]:
+        """A chain client for `name`; the chain modules load only here (they are slow)."""
+        from ctrip_cli.chain import rpc
+
+        client = rpc.RpcClient(self.settings.chain(name))
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def run_job(
+        self, job: str, scope: str, body: Callable[[Session], R], skipped: Callable[[str], R]
+    ) -> R:
+        """Run `body` under the (job, scope) lock and record the run in job_runs."""
+        started = self.now()
+        try:
+            with locks.try_job_lock(self.engine, job, scope) as held:
+                if not held:
+                    result = skipped("lock held")
+                    self._record(job, scope, started, "skipped", result, None)
+                    return result
+                with self.open_session() as session:
+                    result = body(session)
+        except CtripError as exc:
+            self._record(job, scope, started, "error", None, f"{type(exc).__name__}: {exc}")
+            raise
+        self._record(job, scope, started, "ok", result, None)
+        return result
+
+    def _record(
+        self, job: str, scope: str, started: datetime, outcome: str, result: Any, error: str | None
+    ) -> None:
+        summary = json.dumps(to_jsonable(result)) if result is not None else None
+        log.info("%s %s %s %s", job, scope or "-", outcome, summary or error or "")
+        try:
+            with self.open_session() as session, session.begin():
+                queries.add_job_run(
+                    session,
+                    job=job,
+                    chain=scope,
+                    started_at=started,
+                    finished_at=self.now(),
+                    outcome=outcome,
+                    summary=summary,
+                    error=error,
+                )
+        except Exception as exc:  # noqa: BLE001 - the pass's own outcome matters more
+            if outcome != "error":
+                raise
+            log.warning("could not record the failed run: %s", type(exc).__name__)
+
+    def show(self, renderable: RenderableType | Callable[[], RenderableType], data: Any, *, as_json: bool) -> None:
+        """Print `data` as one JSON object, or the human view, on stdout."""
+        if as_json:
+            sys.stdout.write(json.dumps(to_jsonable(data)) + "\n")
+            sys.stdout.flush()
+        else:
+            self.out.print(renderable() if callable(renderable) else renderable)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses to dicts and datetimes to RFC 3339; ints stay ints."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value

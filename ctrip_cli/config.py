@@ -1,0 +1,348 @@
+"""Typed settings: environment (and .env) plus chains.yaml, validated once.
+
+Every problem is reported with its location, e.g.
+`chains.bsc.tokens.USDT.address: not a checksummed address`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from Crypto.Hash import keccak
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ctrip_cli.errors import ConfigError
+
+DEV_CHAIN_IDS = frozenset({31337, 1337})
+TEST_MNEMONIC = "test test test test test test test test test test test junk"
+DEFAULT_GAS_PAYER_PATH = "m/44'/60'/1'/0/0"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_SYMBOL = re.compile(r"^[A-Za-z0-9.]{1,16}$")
+
+
+def to_checksum(address: str) -> str:
+    """EIP-55 checksum form of a 20-byte hex address (no validation of the input case)."""
+    lower = address.lower().removeprefix("0x")
+    digest = keccak.new(digest_bits=256, data=lower.encode()).hexdigest()
+    return "0x" + "".join(
+        c.upper() if int(h, 16) >= 8 else c for c, h in zip(lower, digest[:40], strict=True)
+    )
+
+
+def checked_address(value: object) -> str:
+    """Return `value` if it is an EIP-55 checksummed address, else raise ValueError."""
+    if not isinstance(value, str) or not _ADDRESS.match(value):
+        raise ValueError("not an address (expected 0x followed by 40 hex digits)")
+    if value != to_checksum(value):
+        raise ValueError(f"not a checksummed address; use {to_checksum(value)}")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NativeConfig(_Model):
+    symbol: str
+    decimals: int = Field(default=18, ge=0, le=36)
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, v: str) -> str:
+        if not _SYMBOL.match(v):
+            raise ValueError("not a token symbol (1-16 letters, digits or dots)")
+        return v
+
+
+class TokenConfig(_Model):
+    address: str
+    decimals: int = Field(ge=0, le=36)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        return checked_address(v)
+
+
+class ChainConfig(_Model):
+    """One chain of chains.yaml."""
+
+    name: str
+    chain_id: int = Field(gt=0)
+    rpc_urls: list[SecretStr] = Field(min_length=1)
+    confirmations: int = Field(default=12, ge=0, le=10_000)
+    poa: bool = False
+    native: NativeConfig
+    tokens: dict[str, TokenConfig] = Field(default_factory=dict)
+    treasury: str | None = None
+    max_block_range: int = Field(default=2_000, ge=1, le=100_000)
+    start_block: int | None = Field(default=None, ge=0)
+    reorg_depth_blocks: int = Field(default=64, ge=1, le=10_000)
+    block_time_s: float = Field(default=12.0, gt=0)
+    eip1559: bool = True
+
+    @field_validator("treasury")
+    @classmethod
+    def _treasury(cls, v: str | None) -> str | None:
+        return None if v is None else checked_address(v)
+
+    @field_validator("rpc_urls")
+    @classmethod
+    def _urls(cls, v: list[SecretStr]) -> list[SecretStr]:
+        for url in v:
+            if not re.match(r"^(https?|wss?)://", url.get_secret_value()):
+                raise ValueError("every RPC URL must start with http://, https:// or ws://")
+        return v
+
+    @model_validator(mode="after")
+    def _symbols_unique(self) -> ChainConfig:
+        for symbol in self.tokens:
+            if not _SYMBOL.match(symbol):
+                raise ValueError(f"tokens.{symbol}: not a token symbol")
+            if symbol == self.native.symbol:
+                raise ValueError(f"tokens.{symbol}: clashes with the native symbol")
+        return self
+
+    @property
+    def is_dev(self) -> bool:
+        return self.chain_id in DEV_CHAIN_IDS
+
+    def asset(self, symbol: str) -> tuple[str | None, int]:
+        """(token address or None for the native coin, decimals) of an asset symbol.
+
+        Raises:
+            ConfigError: the chain has no such asset.
+        """
+        if symbol == self.native.symbol:
+            return None, self.native.decimals
+        token = self.tokens.get(symbol)
+        if token is None:
+            known = ", ".join([self.native.symbol, *self.tokens]) or "none"
+            raise ConfigError(
+                f"--asset {symbol!r}: chain {self.name!r} has no such asset (known: {known})"
+            )
+        return token.address, token.decimals
+
+
+class ScanSettings(_Model):
+    underpayment_tolerance_bps: int = Field(default=0, ge=0, le=10_000)
+    address_chunk: int = Field(default=1_000, ge=1, le=10_000)
+
+
+class SweepSettings(_Model):
+    max_fee_share_bps: int = Field(default=1_000, ge=0, le=10_000)
+    stuck_after_s: int = Field(default=180, ge=1)
+    gas_payer_path: str = DEFAULT_GAS_PAYER_PATH
+
+
+class WebhookSettings(_Model):
+    default_url: str | None = None
+    secrets: list[SecretStr] = Field(default_factory=list)
+    allow_private: bool = False
+    require_https: bool = True
+    timeout_s: float = Field(default=10.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    max_in_flight: int = Field(default=64, ge=1)
+    per_endpoint: int = Field(default=8, ge=1)
+    lease_s: int = Field(default=120, ge=1)
+
+
+class Settings(_Model):
+    """Everything a command may need, built once by the CLI's root callback."""
+
+    database_url: SecretStr
+    chains_file: Path | None
+    chains: dict[str, ChainConfig]
+    mnemonic: SecretStr | None = None
+    default_expires_in_s: int = Field(default=1_800, ge=1)
+    scan: ScanSettings = ScanSettings()
+    sweep: SweepSettings = SweepSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+
+    def chain(self, name: str) -> ChainConfig:
+        """The named chain.
+
+        Raises:
+            ConfigError: no such chain in chains.yaml.
+        """
+        if name not in self.chains:
+            known = ", ".join(sorted(self.chains)) or "none"
+            where = self.chains_file or "chains.yaml"
+            raise ConfigError(f"--chain {name!r}: not in {where} (known chains: {known})")
+        return self.chains[name]
+
+
+def _interpolate(value: Any, env: Mapping[str, str], loc: str) -> Any:
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env and env[name] != "":
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{loc}: environment variable ${{{name}}} is not set")
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, list):
+        return [_interpolate(v, env, f"{loc}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env, f"{loc}.{k}") for k, v in value.items()}
+    return value
+
+
+def _located(exc: ValidationError, prefix: str) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        problems.append(f"{loc}: {msg}")
+    return problems
+
+
+def load_chains(path: Path | None, env: Mapping[str, str]) -> dict[str, ChainConfig]:
+    """Parse and validate a chains.yaml document (the built-in one when `path` is None).
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or has invalid values.
+    """
+    try:
+        if path is None:
+            text = resources.files("ctrip_cli").joinpath("default_chains.yaml").read_text()
+        else:
+            text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read chains file ({exc.strerror})") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path or 'chains.yaml'}: not valid YAML ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("chains"), dict):
+        raise ConfigError("chains: missing; chains.yaml needs a top-level `chains:` mapping")
+    problems: list[str] = []
+    chains: dict[str, ChainConfig] = {}
+    for name, raw in doc["chains"].items():
+        loc = f"chains.{name}"
+        if not isinstance(raw, dict):
+            problems.append(f"{loc}: expected a mapping of chain settings")
+            continue
+        if not re.match(r"^[a-z0-9][a-z0-9_-]{0,31}$", str(name)):
+            problems.append(f"{loc}: chain names are lowercase letters, digits, - and _")
+            continue
+        try:
+            chains[name] = ChainConfig(name=name, **_interpolate(raw, env, loc))
+        except ConfigError as exc:
+            problems.append(str(exc))
+        except ValidationError as exc:
+            problems.extend(_located(exc, loc))
+    if problems:
+        raise ConfigError(problems=problems)
+    return chains
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _mnemonic(env: Mapping[str, str]) -> SecretStr | None:
+    if env.get("CTRIP_MNEMONIC"):
+        words = env["CTRIP_MNEMONIC"]
+    elif env.get("CTRIP_MNEMONIC_FILE"):
+        file = Path(env["CTRIP_MNEMONIC_FILE"])
+        try:
+            words = file.read_text()
+        except OSError as exc:
+            raise ConfigError(
+                f"CTRIP_MNEMONIC_FILE: cannot read {file} ({exc.strerror})"
+            ) from None
+    else:
+        return None
+    words = " ".join(words.split())
+    if len(words.split()) not in (12, 15, 18, 21, 24):
+        raise ConfigError("CTRIP_MNEMONIC: expected 12, 15, 18, 21 or 24 words")
+    return SecretStr(words)
+
+
+def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
+
+
+def _webhooks(env: Mapping[str, str]) -> WebhookSettings:
+    secrets = [s for s in re.split(r"[\s,]+", env.get("CTRIP_WEBHOOK_SECRET", "")) if s]
+    for i, secret in enumerate(secrets):
+        if not secret.startswith("whsec_") or len(secret) < 10:
+            raise ConfigError(
+                f"CTRIP_WEBHOOK_SECRET[{i}]: expected whsec_ followed by base64 bytes"
+            )
+    url = env.get("CTRIP_WEBHOOK_URL") or None
+    if url is not None and not re.match(r"^https?://[^\s/]+", url):
+        raise ConfigError(f"CTRIP_WEBHOOK_URL: {url!r} is not an http(s) URL")
+    return WebhookSettings(
+        default_url=url,
+        secrets=[SecretStr(s) for s in secrets],
+        allow_private=_truthy(env.get("CTRIP_WEBHOOK_ALLOW_PRIVATE")),
+        require_https=not _truthy(env.get("CTRIP_WEBHOOK_ALLOW_HTTP")),
+    )
+
+
+def default_database_url(cwd: Path | None = None) -> str:
+    return f"sqlite:///{(cwd or Path.cwd()) / 'ctrip.db'}"
+
+
+def load_settings(env: Mapping[str, str] | None = None, chains_file: Path | None = None) -> Settings:
+    """Build Settings from the environment and chains.yaml.
+
+    Without `--chains` or CTRIP_CHAINS_FILE, ./chains.yaml is used when present and the
+    built-in copy of the shipped file otherwise.
+
+    Raises:
+        ConfigError: any invalid value, all of them listed with their locations.
+    """
+    env = os.environ if env is None else env
+    if chains_file is None and env.get("CTRIP_CHAINS_FILE"):
+        chains_file = Path(env["CTRIP_CHAINS_FILE"])
+    if chains_file is None and Path("chains.yaml").is_file():
+        chains_file = Path("chains.yaml")
+    chains = load_chains(chains_file, env)
+    try:
+        return Settings(
+            database_url=SecretStr(env.get("CTRIP_DATABASE_URL") or default_database_url()),
+            chains_file=chains_file,
+            chains=chains,
+            mnemonic=_mnemonic(env),
+            default_expires_in_s=_int_env(env, "CTRIP_DEFAULT_EXPIRES_IN_S", 1_800),
+            scan=ScanSettings(
+                underpayment_tolerance_bps=_int_env(
+                    env, "CTRIP_UNDERPAYMENT_TOLERANCE_BPS", 0
+                )
+            ),
+            sweep=SweepSettings(
+                gas_payer_path=env.get("CTRIP_GAS_PAYER_PATH") or DEFAULT_GAS_PAYER_PATH,
+                max_fee_share_bps=_int_env(env, "CTRIP_SWEEP_MAX_FEE_SHARE_BPS", 1_000),
+                stuck_after_s=_int_env(env, "CTRIP_SWEEP_STUCK_AFTER_S", 180),
+            ),
+            webhooks=_webhooks(env),
+        )
+    except ValidationError as exc:
+        raise ConfigError(problems=_located(exc, "")) from None

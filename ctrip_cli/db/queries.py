@@ -1,0 +1,194 @@
+"""Named statements: one function per query, session first, domain values out.
+
+Dialect differences (upserts, row locking) stay in this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from ctrip_cli.db.models import (
+    DepositAddress,
+    DepositIndexCounter,
+    JobRun,
+    Payment,
+    PaymentStatusChange,
+    ScanCursor,
+    Transfer,
+    WebhookEvent,
+)
+
+
+def insert_ignore(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -> int:
+    """INSERT ... ON CONFLICT DO NOTHING; returns how many rows were new."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    stmt: Any = (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
+    result = session.execute(stmt.on_conflict_do_nothing(), list(rows))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def allocate_deposit_index(session: Session) -> int:
+    """Atomically take the next deposit index; the row lock serialises concurrent creates."""
+    result = session.execute(
+        update(DepositIndexCounter)
+        .where(DepositIndexCounter.id == 1)
+        .values(next_index=DepositIndexCounter.next_index + 1)
+        .returning(DepositIndexCounter.next_index)
+    )
+    return int(result.scalar_one()) - 1
+
+
+def add_deposit_address(session: Session, index: int, address: str, now: datetime) -> None:
+    session.add(DepositAddress(derivation_index=index, address=address, created_at=now))
+
+
+def add_payment(session: Session, payment: Payment) -> None:
+    session.add(payment)
+    session.flush()
+
+
+def get_payment(session: Session, payment_id: str) -> Payment | None:
+    return session.get(Payment, payment_id)
+
+
+def list_payments(
+    session: Session, *, chain: str | None, status: str | None, limit: int
+) -> list[Payment]:
+    stmt = select(Payment).order_by(Payment.created_at.desc()).limit(limit)
+    if chain is not None:
+        stmt = stmt.where(Payment.chain == chain)
+    if status is not None:
+        stmt = stmt.where(Payment.status == status)
+    return list(session.scalars(stmt))
+
+
+def payment_transfers(session: Session, payment_id: str) -> list[Transfer]:
+    stmt = (
+        select(Transfer)
+        .where(Transfer.payment_id == payment_id)
+        .order_by(Transfer.block_number, Transfer.log_index)
+    )
+    return list(session.scalars(stmt))
+
+
+def payment_history(session: Session, payment_id: str) -> list[PaymentStatusChange]:
+    stmt = (
+        select(PaymentStatusChange)
+        .where(PaymentStatusChange.payment_id == payment_id)
+        .order_by(PaymentStatusChange.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def set_payment_status(
+    session: Session, payment: Payment, *, expected: str, to: str, now: datetime, **extra: Any
+) -> bool:
+    """Guarded `UPDATE payments SET status = :to WHERE id = :id AND status = :expected`."""
+    result = session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id, Payment.status == expected)
+        .values(status=to, updated_at=now, **extra)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    for key, value in {"status": to, "updated_at": now, **extra}.items():
+        setattr(payment, key, value)
+    return True
+
+
+def add_status_change(
+    session: Session, payment_id: str, frm: str | None, to: str, *, reason: str, now: datetime
+) -> None:
+    session.add(
+        PaymentStatusChange(
+            payment_id=payment_id, from_status=frm, to_status=to, reason=reason, at=now
+        )
+    )
+
+
+def add_webhook_event(
+    session: Session,
+    *,
+    event_id: str,
+    payment_id: str | None,
+    event_type: str,
+    url: str | None,
+    body: str,
+    now: datetime,
+) -> str:
+    session.execute(
+        insert(WebhookEvent).values(
+            id=event_id,
+            payment_id=payment_id,
+            type=event_type,
+            url=url,
+            body=body,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    return event_id
+
+
+def count_payments_by_status(session: Session, chain: str | None = None) -> dict[str, int]:
+    stmt = select(Payment.status, func.count()).group_by(Payment.status)
+    if chain is not None:
+        stmt = stmt.where(Payment.chain == chain)
+    return {status: int(n) for status, n in session.execute(stmt).all()}
+
+
+def count_events_by_status(session: Session) -> dict[str, int]:
+    stmt = select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
+    return {status: int(n) for status, n in session.execute(stmt).all()}
+
+
+def get_cursor(session: Session, chain: str) -> ScanCursor | None:
+    return session.get(ScanCursor, chain)
+
+
+def add_job_run(
+    session: Session,
+    *,
+    job: str,
+    chain: str,
+    started_at: datetime,
+    finished_at: datetime,
+    outcome: str,
+    summary: str | None,
+    error: str | None,
+) -> None:
+    session.add(
+        JobRun(
+            job=job,
+            chain=chain,
+            started_at=started_at,
+            finished_at=finished_at,
+            outcome=outcome,
+            summary=summary,
+            error=error,
+        )
+    )
+
+
+def last_job_runs(session: Session, *, outcome: str) -> dict[tuple[str, str], JobRun]:
+    """The latest run with `outcome` for every (job, chain)."""
+    latest = (
+        select(JobRun.job, JobRun.chain, func.max(JobRun.id).label("id"))
+        .where(JobRun.outcome == outcome)
+        .group_by(JobRun.job, JobRun.chain)
+        .subquery()
+    )
+    rows = session.scalars(select(JobRun).join(latest, JobRun.id == latest.c.id))
+    return {(r.job, r.chain): r for r in rows}

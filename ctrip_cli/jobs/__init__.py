@@ -1,0 +1,1 @@
+"""One module per pass: `run(session, chain, *, now, settings) -> XResult`."""
