@@ -40,7 +40,8 @@ def to_checksum(address: str) -> str:
     lower = address.lower().removeprefix("0x")
     digest = keccak.new(digest_bits=256, data=lower.encode()).hexdigest()
     return "0x" + "".join(
-        c.upper() if int(h, 16) >= 8 else c for c, h in zip(lower, digest[:40], strict=True)
+        c.upper() if int(h, 16) >= 8 else c
+        for c, h in zip(lower, digest[:40], strict=True)
     )
 
 
@@ -106,7 +107,9 @@ class ChainConfig(_Model):
     def _urls(cls, v: list[SecretStr]) -> list[SecretStr]:
         for url in v:
             if not re.match(r"^(https?|wss?)://", url.get_secret_value()):
-                raise ValueError("every RPC URL must start with http://, https:// or ws://")
+                raise ValueError(
+                    "every RPC URL must start with http://, https:// or ws://"
+                )
         return v
 
     @model_validator(mode="after")
@@ -183,7 +186,9 @@ class Settings(_Model):
         if name not in self.chains:
             known = ", ".join(sorted(self.chains)) or "none"
             where = self.chains_file or "chains.yaml"
-            raise ConfigError(f"--chain {name!r}: not in {where} (known chains: {known})")
+            raise ConfigError(
+                f"--chain {name!r}: not in {where} (known chains: {known})"
+            )
         return self.chains[name]
 
 
@@ -215,15 +220,12 @@ def _located(exc: ValidationError, prefix: str) -> list[str]:
     return problems
 
 
-def load_chains(path: Path | None, env: Mapping[str, str]) -> dict[str, ChainConfig]:
-    """Parse and validate a chains.yaml document (the built-in one when `path` is None).
-
-    Raises:
-        ConfigError: the file is missing, is not YAML, or has invalid values.
-    """
+def _read_chains_doc(path: Path | None) -> dict[str, Any]:
     try:
         if path is None:
-            text = resources.files("ctrip_cli").joinpath("default_chains.yaml").read_text()
+            text = (
+                resources.files("ctrip_cli").joinpath("default_chains.yaml").read_text()
+            )
         else:
             text = path.read_text()
     except OSError as exc:
@@ -233,23 +235,38 @@ def load_chains(path: Path | None, env: Mapping[str, str]) -> dict[str, ChainCon
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path or 'chains.yaml'}: not valid YAML ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("chains"), dict):
-        raise ConfigError("chains: missing; chains.yaml needs a top-level `chains:` mapping")
+        raise ConfigError(
+            "chains: missing; chains.yaml needs a top-level `chains:` mapping"
+        )
+    return doc
+
+
+def _chain(name: Any, raw: Any, env: Mapping[str, str]) -> ChainConfig:
+    loc = f"chains.{name}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{loc}: expected a mapping of chain settings")
+    if not isinstance(name, str) or not re.match(r"^[a-z0-9][a-z0-9_-]{0,31}$", name):
+        raise ConfigError(f"{loc}: chain names are lowercase letters, digits, - and _")
+    try:
+        return ChainConfig(name=name, **_interpolate(raw, env, loc))
+    except ValidationError as exc:
+        raise ConfigError(problems=_located(exc, loc)) from None
+
+
+def load_chains(path: Path | None, env: Mapping[str, str]) -> dict[str, ChainConfig]:
+    """Parse and validate a chains.yaml document (the built-in one when `path` is None).
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or has invalid values.
+    """
+    doc = _read_chains_doc(path)
     problems: list[str] = []
     chains: dict[str, ChainConfig] = {}
     for name, raw in doc["chains"].items():
-        loc = f"chains.{name}"
-        if not isinstance(raw, dict):
-            problems.append(f"{loc}: expected a mapping of chain settings")
-            continue
-        if not re.match(r"^[a-z0-9][a-z0-9_-]{0,31}$", str(name)):
-            problems.append(f"{loc}: chain names are lowercase letters, digits, - and _")
-            continue
         try:
-            chains[name] = ChainConfig(name=name, **_interpolate(raw, env, loc))
+            chains[str(name)] = _chain(name, raw, env)
         except ConfigError as exc:
-            problems.append(str(exc))
-        except ValidationError as exc:
-            problems.extend(_located(exc, loc))
+            problems.extend(exc.problems or [str(exc)])
     if problems:
         raise ConfigError(problems=problems)
     return chains
@@ -310,7 +327,9 @@ def default_database_url(cwd: Path | None = None) -> str:
     return f"sqlite:///{(cwd or Path.cwd()) / 'ctrip.db'}"
 
 
-def load_settings(env: Mapping[str, str] | None = None, chains_file: Path | None = None) -> Settings:
+def load_settings(
+    env: Mapping[str, str] | None = None, chains_file: Path | None = None
+) -> Settings:
     """Build Settings from the environment and chains.yaml.
 
     Without `--chains` or CTRIP_CHAINS_FILE, ./chains.yaml is used when present and the
@@ -327,7 +346,9 @@ def load_settings(env: Mapping[str, str] | None = None, chains_file: Path | None
     chains = load_chains(chains_file, env)
     try:
         return Settings(
-            database_url=SecretStr(env.get("CTRIP_DATABASE_URL") or default_database_url()),
+            database_url=SecretStr(
+                env.get("CTRIP_DATABASE_URL") or default_database_url()
+            ),
             chains_file=chains_file,
             chains=chains,
             mnemonic=_mnemonic(env),
@@ -338,7 +359,8 @@ def load_settings(env: Mapping[str, str] | None = None, chains_file: Path | None
                 )
             ),
             sweep=SweepSettings(
-                gas_payer_path=env.get("CTRIP_GAS_PAYER_PATH") or DEFAULT_GAS_PAYER_PATH,
+                gas_payer_path=env.get("CTRIP_GAS_PAYER_PATH")
+                or DEFAULT_GAS_PAYER_PATH,
                 max_fee_share_bps=_int_env(env, "CTRIP_SWEEP_MAX_FEE_SHARE_BPS", 1_000),
                 stuck_after_s=_int_env(env, "CTRIP_SWEEP_STUCK_AFTER_S", 180),
             ),

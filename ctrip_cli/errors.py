@@ -1,17 +1,17 @@
 """The exception tree every layer raises and the CLI's single error edge maps to exit codes.
 
-    CtripError                      exit 1 unless stated
-    ├── ConfigError                 exit 2: bad configuration or usage
-    │   └── InputError              exit 2: a bad command-line value
-    ├── ChainError
-    │   ├── RpcUnavailableError     timeouts, refused connections, 5xx, 429
-    │   ├── RpcRejectedError        the node answered with an error
-    │   ├── ChainIdMismatchError    the endpoint serves another chain
-    │   ├── ReorgTooDeepError       a fork deeper than the kept window
-    │   ├── NonceConflictError      the node's nonce disagrees with ours
-    │   └── InsufficientFundsError  the gas payer cannot pay
-    ├── DatabaseError               the database is down or refused a statement
-    └── WebhookError
+CtripError                      exit 1 unless stated
+├── ConfigError                 exit 2: bad configuration or usage
+│   └── InputError              exit 2: a bad command-line value
+├── ChainError
+│   ├── RpcUnavailableError     timeouts, refused connections, 5xx, 429
+│   ├── RpcRejectedError        the node answered with an error
+│   ├── ChainIdMismatchError    the endpoint serves another chain
+│   ├── ReorgTooDeepError       a fork deeper than the kept window
+│   ├── NonceConflictError      the node's nonce disagrees with ours
+│   └── InsufficientFundsError  the gas payer cannot pay
+├── DatabaseError               the database is down or refused a statement
+└── WebhookError
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ class ConfigError(CtripError):
 
     exit_code = 2
 
-    def __init__(self, message: str | None = None, *, problems: list[str] | None = None):
+    def __init__(
+        self, message: str | None = None, *, problems: list[str] | None = None
+    ):
         self.problems = problems or []
         if message is None and self.problems:
             message = "; ".join(self.problems)

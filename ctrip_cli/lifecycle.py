@@ -110,7 +110,9 @@ def transition(
     extra: dict[str, Any] = {}
     if to in _STAMP:
         extra[_STAMP[to]] = now
-    if not queries.set_payment_status(session, payment, expected=frm, to=to, now=now, **extra):
+    if not queries.set_payment_status(
+        session, payment, expected=frm, to=to, now=now, **extra
+    ):
         return False
     queries.add_status_change(session, payment.id, frm, to, reason=reason, now=now)
     if event is not None:

@@ -27,7 +27,7 @@ def parse_units(text: str, decimals: int, *, what: str = "--amount") -> int:
         raise InputError(
             f"{what} {text!r}: more than {decimals} decimal places for this asset"
         )
-    units = int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
+    units: int = int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
     if units <= 0:
         raise InputError(f"{what} {text!r}: must be greater than zero")
     return units
@@ -53,5 +53,7 @@ def parse_duration_s(text: str, *, what: str) -> int:
     """
     match = _DURATION.match(text.strip().lower())
     if match is None or int(match.group(1)) == 0:
-        raise InputError(f"{what} {text!r}: not a positive duration (e.g. 90s, 30m, 2h, 1d)")
+        raise InputError(
+            f"{what} {text!r}: not a positive duration (e.g. 90s, 30m, 2h, 1d)"
+        )
     return int(match.group(1)) * _UNIT_S[match.group(2)]

@@ -1,8 +1,8 @@
 """Creating and reading payments: the functions a merchant backend calls directly.
 
-    from ctrip_cli.payments import create_payment
-    with Session(engine) as session, session.begin():
-        payment = create_payment(session, settings, chain="bsc", asset="USDT", amount="12.5")
+from ctrip_cli.payments import create_payment
+with Session(engine) as session, session.begin():
+    payment = create_payment(session, settings, chain="bsc", asset="USDT", amount="12.5")
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ def create_payment(
     cfg = settings.chain(chain)
     token_address, decimals = cfg.asset(asset)
     units = parse_units(str(amount), decimals)
-    expires_in_s = settings.default_expires_in_s if expires_in_s is None else expires_in_s
+    expires_in_s = (
+        settings.default_expires_in_s if expires_in_s is None else expires_in_s
+    )
     if not 0 < expires_in_s <= MAX_EXPIRES_IN_S:
         raise InputError(f"--expires-in {expires_in_s}s: must be between 1s and 365d")
     if webhook_url is not None and not _URL.match(webhook_url):
@@ -88,12 +90,18 @@ def create_payment(
         updated_at=now,
     )
     queries.add_payment(session, payment)
-    queries.add_status_change(session, payment.id, None, lifecycle.PENDING, reason="created", now=now)
+    queries.add_status_change(
+        session, payment.id, None, lifecycle.PENDING, reason="created", now=now
+    )
     return lifecycle.payment_json(payment)
 
 
 def list_payments(
-    session: Session, *, chain: str | None = None, status: str | None = None, limit: int = 100
+    session: Session,
+    *,
+    chain: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Newest first.
 

@@ -56,7 +56,9 @@ def pg_template() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine = db_engine.make_engine(make_url(PG_ADMIN_URL).set(database=name).render_as_string(False))
+    engine = db_engine.make_engine(
+        make_url(PG_ADMIN_URL).set(database=name).render_as_string(False)
+    )
     db_engine.upgrade(engine)
     engine.dispose()
     yield name
@@ -86,7 +88,9 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def db_url(request: pytest.FixtureRequest) -> str:
     """The same test on SQLite and on PostgreSQL."""
     fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
@@ -137,7 +141,11 @@ chains:
 def make_settings(db_url: str, tmp_path: Path) -> Callable[..., Settings]:
     """Settings on the test database; keyword overrides replace fields."""
 
-    def build(chains_yaml: str = LOCAL_CHAINS_YAML, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    def build(
+        chains_yaml: str = LOCAL_CHAINS_YAML,
+        env: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
         path = tmp_path / f"chains-{uuid.uuid4().hex[:6]}.yaml"
         path.write_text(chains_yaml)
         from pydantic import SecretStr
@@ -160,7 +168,9 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
-def cli_env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def cli_env(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     """Environment for CLI tests: the test database, a chains file, a mnemonic."""
     chains = tmp_path / "chains.yaml"
     chains.write_text(LOCAL_CHAINS_YAML)
@@ -185,6 +195,8 @@ def ctrip(cli_env: dict[str, str]) -> Callable[..., Any]:
     runner = CliRunner()
 
     def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
-        return runner.invoke(app, list(args), env={**cli_env, **(env or {})}, catch_exceptions=False)
+        return runner.invoke(
+            app, list(args), env={**cli_env, **(env or {})}, catch_exceptions=False
+        )
 
     return invoke

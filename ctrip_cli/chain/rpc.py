@@ -35,7 +35,12 @@ class RpcClient:
             RpcUnavailableError: no endpoint answered.
             RpcRejectedError: an endpoint answered with a JSON-RPC error.
         """
-        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        payload = {
+            "jsonrpc": "2.0",
+            "id": next(self._ids),
+            "method": method,
+            "params": params,
+        }
         failures = []
         for i, url in enumerate(self._urls):
             try:
@@ -46,7 +51,9 @@ class RpcClient:
                 failures.append(f"endpoint #{i + 1}: {type(exc).__name__}")
                 continue
             if "error" in body:
-                raise RpcRejectedError(f"{method}: {body['error'].get('message', 'error')}")
+                raise RpcRejectedError(
+                    f"{method}: {body['error'].get('message', 'error')}"
+                )
             return body["result"]
         raise RpcUnavailableError(
             f"chain {self.cfg.name!r}: no RPC endpoint answered {method} "
@@ -72,5 +79,8 @@ class RpcClient:
         if block is None:
             raise RpcRejectedError(f"block #{number:,} not found")
         return BlockHeader(
-            int(block["number"], 16), block["hash"], block["parentHash"], int(block["timestamp"], 16)
+            int(block["number"], 16),
+            block["hash"],
+            block["parentHash"],
+            int(block["timestamp"], 16),
         )

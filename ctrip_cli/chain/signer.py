@@ -22,7 +22,10 @@ class KeyRing:
 
     def __init__(self, mnemonic: SecretStr) -> None:
         from eth_account.hdaccount import seed_from_mnemonic
-        from eth_account.hdaccount.mnemonic import Language, Mnemonic
+        from eth_account.hdaccount.mnemonic import (  # type: ignore[attr-defined]
+            Language,
+            Mnemonic,
+        )
 
         words = mnemonic.get_secret_value()
         if not Mnemonic(Language.ENGLISH).is_mnemonic_valid(words):
@@ -43,7 +46,10 @@ class KeyRing:
                 "No key material: set CTRIP_MNEMONIC or CTRIP_MNEMONIC_FILE "
                 "(payments create and sweep need it)"
             )
-        if not chain.is_dev and " ".join(mnemonic.get_secret_value().split()) == TEST_MNEMONIC:
+        if (
+            not chain.is_dev
+            and " ".join(mnemonic.get_secret_value().split()) == TEST_MNEMONIC
+        ):
             raise ConfigError(
                 f"chains.{chain.name}: the public test mnemonic is refused on chain id "
                 f"{chain.chain_id}; anyone can spend from its addresses. Set your own "
@@ -76,6 +82,6 @@ class KeyRing:
 
 
 def _address_of(key: bytes) -> str:
-    from eth_keys import keys
+    from eth_keys.datatypes import PrivateKey
 
-    return str(keys.PrivateKey(key).public_key.to_checksum_address())
+    return str(PrivateKey(key).public_key.to_checksum_address())

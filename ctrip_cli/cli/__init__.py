@@ -35,7 +35,9 @@ Exit codes: 0 the pass ran (or was skipped: lock held), 1 it could not do its wo
 )
 db_app = typer.Typer(no_args_is_help=True, help="Database schema management.")
 payments_app = typer.Typer(no_args_is_help=True, help="Create and inspect payments.")
-webhooks_app = typer.Typer(no_args_is_help=True, help="Inspect and redeliver webhook events.")
+webhooks_app = typer.Typer(
+    no_args_is_help=True, help="Inspect and redeliver webhook events."
+)
 app.add_typer(db_app, name="db")
 app.add_typer(payments_app, name="payments")
 app.add_typer(webhooks_app, name="webhooks")
@@ -72,8 +74,12 @@ def root(
     if log_format not in ("text", "json"):
         raise typer.BadParameter("use text or json", param_hint="--log-format")
     err = Console(stderr=True)
-    setup_logging(err, log_format=log_format, level=logging.DEBUG if verbose else logging.INFO)
-    ctx.obj = Runtime(chains_file=chains, out=Console(), err=err, log_json=log_format == "json")
+    setup_logging(
+        err, log_format=log_format, level=logging.DEBUG if verbose else logging.INFO
+    )
+    ctx.obj = Runtime(
+        chains_file=chains, out=Console(), err=err, log_json=log_format == "json"
+    )
 
 
 def main() -> None:

@@ -13,7 +13,9 @@ from rich.logging import RichHandler
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
+            "ts": datetime.fromtimestamp(record.created, UTC)
+            .isoformat()
+            .replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -28,7 +30,9 @@ def setup_logging(err: Console, *, log_format: str, level: int) -> None:
         handler = logging.StreamHandler(err.file)
         handler.setFormatter(JsonLines())
     else:
-        handler = RichHandler(console=err, show_path=False, markup=False, rich_tracebacks=False)
+        handler = RichHandler(
+            console=err, show_path=False, markup=False, rich_tracebacks=False
+        )
     root = logging.getLogger("ctrip")
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -53,7 +53,9 @@ class Runtime:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = db_engine.make_engine(self.settings.database_url.get_secret_value())
+            self._engine = db_engine.make_engine(
+                self.settings.database_url.get_secret_value()
+            )
         return self._engine
 
     def now(self) -> datetime:
@@ -66,10 +68,14 @@ class Runtime:
             with db_engine.translate_errors():
                 yield
         except CtripError as exc:
-            self.err.print(f"[red]{type(exc).__name__}[/]: {exc}", markup=True, highlight=False)
+            self.err.print(
+                f"[red]{type(exc).__name__}[/]: {exc}", markup=True, highlight=False
+            )
             cause = exc.__cause__
             while cause is not None:
-                self.err.print(f"  caused by {type(cause).__name__}: {cause}", markup=False)
+                self.err.print(
+                    f"  caused by {type(cause).__name__}: {cause}", markup=False
+                )
                 cause = cause.__cause__
             raise typer.Exit(exc.exit_code) from None
 
@@ -90,7 +96,11 @@ class Runtime:
             client.close()
 
     def run_job(
-        self, job: str, scope: str, body: Callable[[Session], R], skipped: Callable[[str], R]
+        self,
+        job: str,
+        scope: str,
+        body: Callable[[Session], R],
+        skipped: Callable[[str], R],
     ) -> R:
         """Run `body` under the (job, scope) lock and record the run in job_runs."""
         started = self.now()
@@ -103,13 +113,21 @@ class Runtime:
                 with self.open_session() as session:
                     result = body(session)
         except CtripError as exc:
-            self._record(job, scope, started, "error", None, f"{type(exc).__name__}: {exc}")
+            self._record(
+                job, scope, started, "error", None, f"{type(exc).__name__}: {exc}"
+            )
             raise
         self._record(job, scope, started, "ok", result, None)
         return result
 
     def _record(
-        self, job: str, scope: str, started: datetime, outcome: str, result: Any, error: str | None
+        self,
+        job: str,
+        scope: str,
+        started: datetime,
+        outcome: str,
+        result: Any,
+        error: str | None,
     ) -> None:
         summary = json.dumps(to_jsonable(result)) if result is not None else None
         log.info("%s %s %s %s", job, scope or "-", outcome, summary or error or "")
@@ -125,12 +143,18 @@ class Runtime:
                     summary=summary,
                     error=error,
                 )
-        except Exception as exc:  # noqa: BLE001 - the pass's own outcome matters more
+        except Exception as exc:
             if outcome != "error":
                 raise
             log.warning("could not record the failed run: %s", type(exc).__name__)
 
-    def show(self, renderable: RenderableType | Callable[[], RenderableType], data: Any, *, as_json: bool) -> None:
+    def show(
+        self,
+        renderable: RenderableType | Callable[[], RenderableType],
+        data: Any,
+        *,
+        as_json: bool,
+    ) -> None:
         """Print `data` as one JSON object, or the human view, on stdout."""
         if as_json:
             sys.stdout.write(json.dumps(to_jsonable(data)) + "\n")
@@ -142,7 +166,10 @@ class Runtime:
 def to_jsonable(value: Any) -> Any:
     """Dataclasses to dicts and datetimes to RFC 3339; ints stay ints."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: to_jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+        }
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -17,9 +17,12 @@ from ctrip_cli.jobs import status as status_job
 def status(
     ctx: typer.Context,
     chain: Annotated[str | None, typer.Option(help="Only this chain.")] = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object.")
+    ] = False,
     check: Annotated[
-        bool, typer.Option("--check", help="Exit 3 and list the reasons when unhealthy.")
+        bool,
+        typer.Option("--check", help="Exit 3 and list the reasons when unhealthy."),
     ] = False,
 ) -> None:
     """Show chain lag, payments by status, the webhook outbox and the last runs.
@@ -54,8 +57,16 @@ def _view(result: status_job.StatusResult) -> Group:
     runs = Table("pass", "last success", "last failure", title="passes")
     for key in sorted({*result.last_success, *result.last_failure}):
         ok, bad = result.last_success.get(key), result.last_failure.get(key)
-        runs.add_row(key, ok.at.isoformat() if ok else "-", f"{bad.at.isoformat()} {bad.detail}" if bad else "-")
-    verdict = "[green]healthy[/]" if result.healthy else "[red]unhealthy[/]: " + "; ".join(result.problems)
+        runs.add_row(
+            key,
+            ok.at.isoformat() if ok else "-",
+            f"{bad.at.isoformat()} {bad.detail}" if bad else "-",
+        )
+    verdict = (
+        "[green]healthy[/]"
+        if result.healthy
+        else "[red]unhealthy[/]: " + "; ".join(result.problems)
+    )
     return Group(chains, counts, runs, verdict)
 
 

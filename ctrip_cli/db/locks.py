@@ -50,7 +50,9 @@ def _pg_lock(engine: Engine, key: int) -> Iterator[bool]:
     # A dedicated connection: the lock lives exactly as long as this session.
     conn = engine.connect()
     try:
-        held = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        held = bool(
+            conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+        )
         conn.commit()
         try:
             yield held

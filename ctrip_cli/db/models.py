@@ -32,18 +32,26 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_bind_param(
+        self, value: datetime | None, dialect: Dialect
+    ) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given to the database; use an aware UTC one")
+            raise ValueError(
+                "naive datetime given to the database; use an aware UTC one"
+            )
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_result_value(
+        self, value: datetime | None, dialect: Dialect
+    ) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return (
+            value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        )
 
 
 class BaseUnits(TypeDecorator[int]):
@@ -126,7 +134,9 @@ class Transfer(Base):
 
     __tablename__ = "transfers"
     __table_args__ = (
-        UniqueConstraint("chain", "tx_hash", "log_index", name="uq_transfers_chain_tx_log"),
+        UniqueConstraint(
+            "chain", "tx_hash", "log_index", name="uq_transfers_chain_tx_log"
+        ),
         Index("ix_transfers_chain_block", "chain", "block_number"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -168,7 +178,9 @@ class ScannedBlock(Base):
 class PaymentStatusChange(Base):
     __tablename__ = "payment_status_history"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    payment_id: Mapped[str] = mapped_column(String(40), ForeignKey("payments.id"), index=True)
+    payment_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("payments.id"), index=True
+    )
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
@@ -262,7 +274,9 @@ class JobRun(Base):
     """What each pass did: `status` reads the last success and failure per job and chain."""
 
     __tablename__ = "job_runs"
-    __table_args__ = (Index("ix_job_runs_job_chain_started", "job", "chain", "started_at"),)
+    __table_args__ = (
+        Index("ix_job_runs_job_chain_started", "job", "chain", "started_at"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job: Mapped[str] = mapped_column(String(32))
     chain: Mapped[str] = mapped_column(String(32))

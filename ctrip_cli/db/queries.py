@@ -26,7 +26,9 @@ from ctrip_cli.db.models import (
 )
 
 
-def insert_ignore(session: Session, model: type[Any], rows: Sequence[dict[str, Any]]) -> int:
+def insert_ignore(
+    session: Session, model: type[Any], rows: Sequence[dict[str, Any]]
+) -> int:
     """INSERT ... ON CONFLICT DO NOTHING; returns how many rows were new."""
     if not rows:
         return 0
@@ -47,7 +49,9 @@ def allocate_deposit_index(session: Session) -> int:
     return int(result.scalar_one()) - 1
 
 
-def add_deposit_address(session: Session, index: int, address: str, now: datetime) -> None:
+def add_deposit_address(
+    session: Session, index: int, address: str, now: datetime
+) -> None:
     session.add(DepositAddress(derivation_index=index, address=address, created_at=now))
 
 
@@ -90,7 +94,13 @@ def payment_history(session: Session, payment_id: str) -> list[PaymentStatusChan
 
 
 def set_payment_status(
-    session: Session, payment: Payment, *, expected: str, to: str, now: datetime, **extra: Any
+    session: Session,
+    payment: Payment,
+    *,
+    expected: str,
+    to: str,
+    now: datetime,
+    **extra: Any,
 ) -> bool:
     """Guarded `UPDATE payments SET status = :to WHERE id = :id AND status = :expected`."""
     result = session.execute(
@@ -107,7 +117,13 @@ def set_payment_status(
 
 
 def add_status_change(
-    session: Session, payment_id: str, frm: str | None, to: str, *, reason: str, now: datetime
+    session: Session,
+    payment_id: str,
+    frm: str | None,
+    to: str,
+    *,
+    reason: str,
+    now: datetime,
 ) -> None:
     session.add(
         PaymentStatusChange(
@@ -142,7 +158,9 @@ def add_webhook_event(
     return event_id
 
 
-def count_payments_by_status(session: Session, chain: str | None = None) -> dict[str, int]:
+def count_payments_by_status(
+    session: Session, chain: str | None = None
+) -> dict[str, int]:
     stmt = select(Payment.status, func.count()).group_by(Payment.status)
     if chain is not None:
         stmt = stmt.where(Payment.chain == chain)

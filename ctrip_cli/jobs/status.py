@@ -44,7 +44,9 @@ class StatusResult:
     problems: list[str] = field(default_factory=list)
 
 
-def _chain_status(session: Session, cfg: ChainConfig, client: ChainClient | None) -> ChainStatus:
+def _chain_status(
+    session: Session, cfg: ChainConfig, client: ChainClient | None
+) -> ChainStatus:
     cursor_row = queries.get_cursor(session, cfg.name)
     cursor = cursor_row.block_number if cursor_row else None
     head: int | None = None
@@ -64,7 +66,9 @@ def _runs(session: Session, outcome: str) -> dict[str, RunInfo]:
     runs = queries.last_job_runs(session, outcome=outcome)
     return {
         f"{job}:{chain}" if chain else job: RunInfo(
-            at=r.finished_at or r.started_at, outcome=r.outcome, detail=r.error or _short(r.summary)
+            at=r.finished_at or r.started_at,
+            outcome=r.outcome,
+            detail=r.error or _short(r.summary),
         )
         for (job, chain), r in sorted(runs.items())
     }
@@ -74,12 +78,19 @@ def _short(summary: str | None) -> str | None:
     if summary is None:
         return None
     data: Any = json.loads(summary)
-    return ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("job", "chain"))[:200]
+    return ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("job", "chain"))[
+        :200
+    ]
 
 
 def chains_in_use(session: Session, names: list[str]) -> list[str]:
     """Chains with a scan cursor or any payment; only these are probed by default."""
-    return [n for n in names if queries.get_cursor(session, n) or queries.count_payments_by_status(session, n)]
+    return [
+        n
+        for n in names
+        if queries.get_cursor(session, n)
+        or queries.count_payments_by_status(session, n)
+    ]
 
 
 def run(
@@ -90,8 +101,15 @@ def run(
     now: datetime,
 ) -> StatusResult:
     """Collect the status of every chain in `chains`; a chain whose RPC is down is shown as down."""
-    statuses = {name: _chain_status(session, cfg, clients.get(name)) for name, cfg in chains.items()}
-    problems = [f"chain {n}: RPC {s.rpc}" for n, s in statuses.items() if s.rpc.startswith("down")]
+    statuses = {
+        name: _chain_status(session, cfg, clients.get(name))
+        for name, cfg in chains.items()
+    }
+    problems = [
+        f"chain {n}: RPC {s.rpc}"
+        for n, s in statuses.items()
+        if s.rpc.startswith("down")
+    ]
     return StatusResult(
         chains=statuses,
         payments=queries.count_payments_by_status(session),

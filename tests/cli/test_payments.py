@@ -19,7 +19,17 @@ def _count_payments(url: str) -> int:
 
 
 def test_create_prints_contract_shape(ctrip):
-    result = ctrip("payments", "create", "--chain", "local", "--asset", "ETH", "--amount", "1.5", "--json")
+    result = ctrip(
+        "payments",
+        "create",
+        "--chain",
+        "local",
+        "--asset",
+        "ETH",
+        "--amount",
+        "1.5",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     payment = json.loads(result.stdout)
     assert payment["amount"] == "1.5"
@@ -29,15 +39,29 @@ def test_create_prints_contract_shape(ctrip):
     assert payment["late"] is False
     assert payment["chain"] == "local"
     assert payment["asset"] == "ETH"
-    assert payment["address"].startswith("0x") and len(payment["address"]) == 42
+    assert payment["address"].startswith("0x")
+    assert len(payment["address"]) == 42
     for key in ("id", "reference", "created_at", "expires_at"):
         assert key in payment
 
 
 def test_show_has_transfers_and_history(ctrip):
     created = json.loads(
-        ctrip("payments", "create", "--chain", "local", "--asset", "USDC", "--amount", "12.5",
-              "--reference", "order-7", "--expires-in", "2h", "--json").stdout
+        ctrip(
+            "payments",
+            "create",
+            "--chain",
+            "local",
+            "--asset",
+            "USDC",
+            "--amount",
+            "12.5",
+            "--reference",
+            "order-7",
+            "--expires-in",
+            "2h",
+            "--json",
+        ).stdout
     )
     shown = ctrip("payments", "show", created["id"], "--json")
     detail = json.loads(shown.stdout)
@@ -71,16 +95,29 @@ def test_bad_input_exits_2_and_writes_nothing(ctrip, cli_env, args, needle):
 
 
 def test_unknown_chain_and_asset_are_named(ctrip):
-    bad_chain = ctrip("payments", "create", "--chain", "nope", "--asset", "ETH", "--amount", "1")
-    assert bad_chain.exit_code == 2 and "'nope'" in bad_chain.stderr
-    bad_asset = ctrip("payments", "create", "--chain", "local", "--asset", "DOGE", "--amount", "1")
-    assert bad_asset.exit_code == 2 and "'DOGE'" in bad_asset.stderr
+    bad_chain = ctrip(
+        "payments", "create", "--chain", "nope", "--asset", "ETH", "--amount", "1"
+    )
+    assert bad_chain.exit_code == 2
+    assert "'nope'" in bad_chain.stderr
+    bad_asset = ctrip(
+        "payments", "create", "--chain", "local", "--asset", "DOGE", "--amount", "1"
+    )
+    assert bad_asset.exit_code == 2
+    assert "'DOGE'" in bad_asset.stderr
 
 
 def test_test_mnemonic_refused_on_real_chain(ctrip):
     test_words = "test test test test test test test test test test test junk"
     result = ctrip(
-        "payments", "create", "--chain", "ethereum", "--asset", "USDT", "--amount", "1",
+        "payments",
+        "create",
+        "--chain",
+        "ethereum",
+        "--asset",
+        "USDT",
+        "--amount",
+        "1",
         env={"CTRIP_MNEMONIC": test_words},
     )
     assert result.exit_code == 2
@@ -90,7 +127,14 @@ def test_test_mnemonic_refused_on_real_chain(ctrip):
 
 def test_missing_mnemonic_is_a_config_error(ctrip):
     result = ctrip(
-        "payments", "create", "--chain", "local", "--asset", "ETH", "--amount", "1",
+        "payments",
+        "create",
+        "--chain",
+        "local",
+        "--asset",
+        "ETH",
+        "--amount",
+        "1",
         env={"CTRIP_MNEMONIC": ""},
     )
     assert result.exit_code == 2

@@ -27,7 +27,13 @@ def test_fifty_concurrent_creates_get_fifty_addresses(pg_url, make_settings, now
             with factory() as session, session.begin():
                 created.append(
                     payments.create_payment(
-                        session, settings, chain="local", asset="ETH", amount="1", now=now, keys=keys
+                        session,
+                        settings,
+                        chain="local",
+                        asset="ETH",
+                        amount="1",
+                        now=now,
+                        keys=keys,
                     )
                 )
         except BaseException as exc:  # collected and asserted below
