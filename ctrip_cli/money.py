@@ -6,7 +6,7 @@ import re
 
 from ctrip_cli.errors import InputError
 
-_AMOUNT = re.compile(r"^(\d{1,60})(?:\.(\d{1,36}))?$")
+_AMOUNT = re.compile(r"^(\d{1,60})(?:\.(\d{1,36}))?$", re.ASCII)
 
 
 def parse_units(text: str, decimals: int, *, what: str = "--amount") -> int:
@@ -41,7 +41,7 @@ def format_units(units: int, decimals: int) -> str:
     return f"{sign}{whole}.{frac_text}" if frac_text else f"{sign}{whole}"
 
 
-_DURATION = re.compile(r"^(\d{1,9})([smhd]?)$")
+_DURATION = re.compile(r"^(\d{1,9})([smhd]?)$", re.ASCII)
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console, RenderableType
+from rich.markup import escape
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -69,7 +70,9 @@ class Runtime:
                 yield
         except CtripError as exc:
             self.err.print(
-                f"[red]{type(exc).__name__}[/]: {exc}", markup=True, highlight=False
+                f"[red]{type(exc).__name__}[/]: {escape(str(exc))}",
+                markup=True,
+                highlight=False,
             )
             cause = exc.__cause__
             while cause is not None:
