@@ -96,6 +96,8 @@ class ChainConfig(_Model):
     reorg_depth_blocks: int = Field(default=64, ge=1, le=10_000)
     block_time_s: float = Field(default=12.0, gt=0)
     eip1559: bool = True
+    # `status --check` threshold; default max(min_lag_blocks, max_lag_s / block_time_s).
+    max_lag_blocks: int | None = Field(default=None, ge=1)
 
     @field_validator("treasury")
     @classmethod
@@ -151,6 +153,8 @@ class SweepSettings(_Model):
     max_fee_share_bps: int = Field(default=1_000, ge=0, le=10_000)
     stuck_after_s: int = Field(default=180, ge=1)
     gas_payer_path: str = DEFAULT_GAS_PAYER_PATH
+    # Replacement fee bump; nodes demand >= +10% on both fees, so +12.5% by default.
+    fee_bump_bps: int = Field(default=1_250, ge=1_000, le=100_000)
 
 
 class WebhookSettings(_Model):
@@ -165,6 +169,20 @@ class WebhookSettings(_Model):
     lease_s: int = Field(default=120, ge=1)
 
 
+class StatusSettings(_Model):
+    """Health thresholds of `status --check` and where passes publish metrics."""
+
+    interval_s: int = Field(default=60, ge=1)
+    stale_factor: int = Field(default=5, ge=1)
+    max_lag_s: int = Field(default=300, ge=1)
+    min_lag_blocks: int = Field(default=50, ge=1)
+    sweep_stuck_s: int = Field(default=900, ge=1)
+    webhook_max_due_s: int = Field(default=900, ge=1)
+    probe_timeout_s: float = Field(default=3.0, gt=0)
+    metrics_textfile: Path | None = None
+    metrics_pushgateway: SecretStr | None = None
+
+
 class Settings(_Model):
     """Everything a command may need, built once by the CLI's root callback."""
 
@@ -176,6 +194,7 @@ class Settings(_Model):
     scan: ScanSettings = ScanSettings()
     sweep: SweepSettings = SweepSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    status: StatusSettings = StatusSettings()
 
     def chain(self, name: str) -> ChainConfig:
         """The named chain.
@@ -323,6 +342,29 @@ def _webhooks(env: Mapping[str, str]) -> WebhookSettings:
     )
 
 
+def _status(env: Mapping[str, str]) -> StatusSettings:
+    timeout = env.get("CTRIP_STATUS_PROBE_TIMEOUT_S") or "3"
+    try:
+        probe_timeout_s = float(timeout)
+    except ValueError:
+        raise ConfigError(
+            f"CTRIP_STATUS_PROBE_TIMEOUT_S: {timeout!r} is not a number of seconds"
+        ) from None
+    textfile = env.get("CTRIP_METRICS_TEXTFILE")
+    gateway = env.get("CTRIP_METRICS_PUSHGATEWAY")
+    return StatusSettings(
+        interval_s=_int_env(env, "CTRIP_STATUS_INTERVAL_S", 60),
+        stale_factor=_int_env(env, "CTRIP_STATUS_STALE_FACTOR", 5),
+        max_lag_s=_int_env(env, "CTRIP_STATUS_MAX_LAG_S", 300),
+        min_lag_blocks=_int_env(env, "CTRIP_STATUS_MIN_LAG_BLOCKS", 50),
+        sweep_stuck_s=_int_env(env, "CTRIP_STATUS_SWEEP_STUCK_S", 900),
+        webhook_max_due_s=_int_env(env, "CTRIP_STATUS_WEBHOOK_MAX_DUE_S", 900),
+        probe_timeout_s=probe_timeout_s,
+        metrics_textfile=Path(textfile) if textfile else None,
+        metrics_pushgateway=SecretStr(gateway) if gateway else None,
+    )
+
+
 def default_database_url(cwd: Path | None = None) -> str:
     return f"sqlite:///{(cwd or Path.cwd()) / 'ctrip.db'}"
 
@@ -363,8 +405,10 @@ def load_settings(
                 or DEFAULT_GAS_PAYER_PATH,
                 max_fee_share_bps=_int_env(env, "CTRIP_SWEEP_MAX_FEE_SHARE_BPS", 1_000),
                 stuck_after_s=_int_env(env, "CTRIP_SWEEP_STUCK_AFTER_S", 180),
+                fee_bump_bps=_int_env(env, "CTRIP_SWEEP_FEE_BUMP_BPS", 1_250),
             ),
             webhooks=_webhooks(env),
+            status=_status(env),
         )
     except ValidationError as exc:
         raise ConfigError(problems=_located(exc, "")) from None
