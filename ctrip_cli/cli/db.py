@@ -5,12 +5,13 @@ from __future__ import annotations
 import typer
 
 from ctrip_cli.cli import db_app
-from ctrip_cli.db import engine as db_engine
 
 
 @db_app.command("upgrade")
 def upgrade(ctx: typer.Context) -> None:
     """Create or migrate the schema to the latest version (safe to rerun)."""
+    from ctrip_cli.db import engine as db_engine
+
     rt = ctx.obj
     with rt.errors():
         db_engine.upgrade(rt.engine)

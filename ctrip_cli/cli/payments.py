@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from ctrip_cli import payments
 from ctrip_cli.cli import payments_app
-from ctrip_cli.money import parse_duration_s
+
+if TYPE_CHECKING:
+    from ctrip_cli.payments import PaymentDetail
 
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON object on stdout.")
@@ -40,6 +41,9 @@ def create(
 
     Example: [bold]ctrip payments create --chain bsc --asset USDT --amount 12.5 --json[/]
     """
+    from ctrip_cli import payments
+    from ctrip_cli.money import parse_duration_s
+
     rt = ctx.obj
     with rt.errors():
         expires_s = (
@@ -76,6 +80,8 @@ def list_(
 
     Example: [bold]ctrip payments list --chain bsc --status detected[/]
     """
+    from ctrip_cli import payments
+
     rt = ctx.obj
     with rt.errors():
         if chain is not None:
@@ -90,6 +96,8 @@ def list_(
 @payments_app.command("show")
 def show(ctx: typer.Context, payment_id: str, json_: JsonOpt = False) -> None:
     """Show one payment with its transfers and status history."""
+    from ctrip_cli import payments
+
     rt = ctx.obj
     with rt.errors(), rt.open_session() as session:
         detail = payments.show_payment(session, payment_id)
@@ -133,7 +141,7 @@ def _list_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _show_view(detail: payments.PaymentDetail) -> Table:
+def _show_view(detail: PaymentDetail) -> Table:
     outer = Table.grid(padding=(1, 0))
     outer.add_row(_detail_table(detail.payment))
     transfers = Table("tx", "log", "block", "amount", title="transfers")

@@ -10,18 +10,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console, RenderableType
 from rich.markup import escape
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
-from ctrip_cli.config import Settings, load_settings
-from ctrip_cli.db import engine as db_engine
-from ctrip_cli.db import locks, queries
 from ctrip_cli.errors import CtripError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from ctrip_cli.config import Settings
+
+# SQLAlchemy, pydantic and the chain modules are imported inside the methods that use
+# them, so `ctrip --help` stays fast.
 
 R = TypeVar("R")
 log = logging.getLogger("ctrip")
@@ -48,12 +52,16 @@ class Runtime:
     def settings(self) -> Settings:
         """Validated on first use, so `--help` works even with a broken chains.yaml."""
         if self._settings is None:
+            from ctrip_cli.config import load_settings
+
             self._settings = load_settings(chains_file=self._chains_file)
         return self._settings
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            from ctrip_cli.db import engine as db_engine
+
             self._engine = db_engine.make_engine(
                 self.settings.database_url.get_secret_value()
             )
@@ -65,6 +73,8 @@ class Runtime:
     @contextmanager
     def errors(self) -> Iterator[None]:
         """The one error edge: CtripError → message on stderr and its exit code."""
+        from ctrip_cli.db import engine as db_engine
+
         try:
             with db_engine.translate_errors():
                 yield
@@ -84,6 +94,8 @@ class Runtime:
 
     @contextmanager
     def open_session(self) -> Iterator[Session]:
+        from ctrip_cli.db import engine as db_engine
+
         with db_engine.session_factory(self.engine)() as session:
             yield session
 
@@ -106,6 +118,8 @@ class Runtime:
         skipped: Callable[[str], R],
     ) -> R:
         """Run `body` under the (job, scope) lock and record the run in job_runs."""
+        from ctrip_cli.db import locks
+
         started = self.now()
         try:
             with locks.try_job_lock(self.engine, job, scope) as held:
@@ -132,6 +146,8 @@ class Runtime:
         result: Any,
         error: str | None,
     ) -> None:
+        from ctrip_cli.db import queries
+
         summary = json.dumps(to_jsonable(result)) if result is not None else None
         log.info("%s %s %s %s", job, scope or "-", outcome, summary or error or "")
         try:
