@@ -18,7 +18,7 @@ DEPOSIT_PATH = "m/44'/60'/0'/0/{index}"
 class KeyRing:
     """Derives deposit and gas-payer keys; its repr never shows the mnemonic."""
 
-    __slots__ = ("_seed",)
+    __slots__ = ("_keys", "_seed")
 
     def __init__(self, mnemonic: SecretStr) -> None:
         from eth_account.hdaccount import seed_from_mnemonic
@@ -33,6 +33,8 @@ class KeyRing:
                 "CTRIP_MNEMONIC: not a valid BIP-39 English mnemonic (word or checksum)"
             )
         self._seed = seed_from_mnemonic(words, "")
+        # Derivation costs ~10 ms a key; a sweep pass asks for the same paths repeatedly.
+        self._keys: dict[str, bytes] = {}
 
     @classmethod
     def for_chain(cls, mnemonic: SecretStr | None, chain: ChainConfig) -> KeyRing:
@@ -63,10 +65,15 @@ class KeyRing:
     def private_key(self, path: str) -> bytes:
         from eth_account.hdaccount import key_from_seed
 
+        cached = self._keys.get(path)
+        if cached is not None:
+            return cached
         try:
-            return bytes(key_from_seed(self._seed, path))
+            key = bytes(key_from_seed(self._seed, path))
         except (ValueError, IndexError):
             raise ConfigError(f"derivation path {path!r} is not valid") from None
+        self._keys[path] = key
+        return key
 
     def address(self, path: str) -> str:
         return _address_of(self.private_key(path))

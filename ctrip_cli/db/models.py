@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -224,18 +225,43 @@ class WebhookAttempt(Base):
 
 
 class SweepTransaction(Base):
-    """A signed transaction, committed before it is broadcast; reruns reuse `raw_tx`."""
+    """One signed attempt, committed before it is broadcast; reruns reuse `raw_tx`.
+
+    Attempts of one purpose share it; a fee-bump replacement has the same nonce and
+    points at the attempt it replaces. `depends_on_id` holds a token sweep back until
+    its gas top-up is mined. States: held, signed, pending, mined, confirmed, failed,
+    replaced.
+    """
 
     __tablename__ = "sweep_transactions"
     __table_args__ = (
         UniqueConstraint("chain", "tx_hash", name="uq_sweep_tx_chain_hash"),
         Index("ix_sweep_tx_chain_state", "chain", "state"),
         Index("ix_sweep_tx_chain_purpose", "chain", "purpose"),
+        # One first attempt per purpose and per (sender, nonce): never sign twice.
+        Index(
+            "uq_sweep_tx_root_purpose",
+            "chain",
+            "purpose",
+            unique=True,
+            sqlite_where=text("replaces_id IS NULL"),
+            postgresql_where=text("replaces_id IS NULL"),
+        ),
+        Index(
+            "uq_sweep_tx_root_nonce",
+            "chain",
+            "from_address",
+            "nonce",
+            unique=True,
+            sqlite_where=text("replaces_id IS NULL"),
+            postgresql_where=text("replaces_id IS NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     chain: Mapped[str] = mapped_column(String(32))
     purpose: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
+    key_path: Mapped[str] = mapped_column(String(64))
     from_address: Mapped[str] = mapped_column(String(42))
     to_address: Mapped[str] = mapped_column(String(42))
     token_address: Mapped[str | None] = mapped_column(String(42))
@@ -250,6 +276,9 @@ class SweepTransaction(Base):
     replaces_id: Mapped[int | None] = mapped_column(
         Integer, ForeignKey("sweep_transactions.id")
     )
+    depends_on_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("sweep_transactions.id")
+    )
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     fee_paid: Mapped[int | None] = mapped_column(BaseUnits)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -259,7 +288,7 @@ class SweepTransaction(Base):
 
 
 class SweepPayment(Base):
-    """Which payments a sweep transaction settles."""
+    """Which payments a sweep settles: links to the sweep's first attempt, once per payment."""
 
     __tablename__ = "sweep_payments"
     payment_id: Mapped[str] = mapped_column(

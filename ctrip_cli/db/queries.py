@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -21,6 +21,8 @@ from ctrip_cli.db.models import (
     Payment,
     PaymentStatusChange,
     ScanCursor,
+    SweepPayment,
+    SweepTransaction,
     Transfer,
     WebhookEvent,
 )
@@ -210,3 +212,104 @@ def last_job_runs(session: Session, *, outcome: str) -> dict[tuple[str, str], Jo
     )
     rows = session.scalars(select(JobRun).join(latest, JobRun.id == latest.c.id))
     return {(r.job, r.chain): r for r in rows}
+
+
+# --- sweep -----------------------------------------------------------------------------
+
+SWEEP_LIVE_STATES = ("held", "signed", "pending", "mined")
+
+
+def sweep_candidates(session: Session, chain: str) -> list[Payment]:
+    """Confirmed (and late expired, funded) payments of `chain` not yet linked to a sweep."""
+    linked = select(SweepPayment.payment_id)
+    stmt = (
+        select(Payment)
+        .where(
+            Payment.chain == chain,
+            or_(
+                Payment.status == "confirmed",
+                and_(Payment.status == "expired", Payment.late.is_(True)),
+            ),
+            Payment.id.not_in(linked),
+        )
+        .order_by(Payment.address, Payment.token_address, Payment.created_at, Payment.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def last_transfer_blocks(session: Session, payment_ids: Sequence[str]) -> dict[str, int]:
+    """The block of each payment's latest recorded transfer (payments without any omitted)."""
+    if not payment_ids:
+        return {}
+    stmt = (
+        select(Transfer.payment_id, func.max(Transfer.block_number))
+        .where(Transfer.payment_id.in_(payment_ids))
+        .group_by(Transfer.payment_id)
+    )
+    return {str(pid): int(block) for pid, block in session.execute(stmt).all()}
+
+
+def live_sweep_attempts(session: Session, chain: str) -> list[SweepTransaction]:
+    """Every attempt of every purpose that still has a live attempt, oldest first."""
+    live = select(SweepTransaction.purpose).where(
+        SweepTransaction.chain == chain, SweepTransaction.state.in_(SWEEP_LIVE_STATES)
+    )
+    stmt = (
+        select(SweepTransaction)
+        .where(SweepTransaction.chain == chain, SweepTransaction.purpose.in_(live))
+        .order_by(SweepTransaction.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def sweep_purpose_states(session: Session, chain: str, purpose: str) -> set[str]:
+    """The states of all attempts of one purpose."""
+    stmt = select(SweepTransaction.state).where(
+        SweepTransaction.chain == chain, SweepTransaction.purpose == purpose
+    )
+    return set(session.scalars(stmt))
+
+
+def max_sweep_nonce(session: Session, chain: str, from_address: str) -> int | None:
+    """The highest nonce ctrip ever signed for `from_address` on `chain`."""
+    stmt = select(func.max(SweepTransaction.nonce)).where(
+        SweepTransaction.chain == chain, SweepTransaction.from_address == from_address
+    )
+    value = session.execute(stmt).scalar()
+    return None if value is None else int(value)
+
+
+def add_sweep_tx(session: Session, row: SweepTransaction) -> SweepTransaction:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_sweep_tx(session: Session, tx_id: int) -> SweepTransaction | None:
+    return session.get(SweepTransaction, tx_id)
+
+
+def link_sweep_payments(session: Session, sweep_tx_id: int, payment_ids: Sequence[str]) -> None:
+    """Link payments to a sweep; the primary key makes a second link impossible."""
+    session.execute(
+        insert(SweepPayment),
+        [{"payment_id": pid, "sweep_tx_id": sweep_tx_id} for pid in payment_ids],
+    )
+
+
+def swept_payments(session: Session, sweep_tx_id: int) -> list[Payment]:
+    """The payments a sweep (identified by its first attempt) settles."""
+    stmt = (
+        select(Payment)
+        .join(SweepPayment, SweepPayment.payment_id == Payment.id)
+        .where(SweepPayment.sweep_tx_id == sweep_tx_id)
+        .order_by(Payment.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def count_sweep_txs_by_state(session: Session, chain: str | None = None) -> dict[str, int]:
+    stmt = select(SweepTransaction.state, func.count()).group_by(SweepTransaction.state)
+    if chain is not None:
+        stmt = stmt.where(SweepTransaction.chain == chain)
+    return {state: int(n) for state, n in session.execute(stmt).all()}

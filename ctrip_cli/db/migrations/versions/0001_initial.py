@@ -66,6 +66,7 @@ def upgrade() -> None:
     sa.Column('chain', sa.String(length=32), nullable=False),
     sa.Column('purpose', sa.String(length=200), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('key_path', sa.String(length=64), nullable=False),
     sa.Column('from_address', sa.String(length=42), nullable=False),
     sa.Column('to_address', sa.String(length=42), nullable=False),
     sa.Column('token_address', sa.String(length=42), nullable=True),
@@ -78,12 +79,14 @@ def upgrade() -> None:
     sa.Column('tx_hash', sa.String(length=66), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('replaces_id', sa.Integer(), nullable=True),
+    sa.Column('depends_on_id', sa.Integer(), nullable=True),
     sa.Column('block_number', sa.BigInteger(), nullable=True),
     sa.Column('fee_paid', ctrip_cli.db.models.BaseUnits(precision=78, scale=0), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('created_at', ctrip_cli.db.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', ctrip_cli.db.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('broadcast_at', ctrip_cli.db.models.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['depends_on_id'], ['sweep_transactions.id'], ),
     sa.ForeignKeyConstraint(['replaces_id'], ['sweep_transactions.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('chain', 'tx_hash', name='uq_sweep_tx_chain_hash')
@@ -91,6 +94,8 @@ def upgrade() -> None:
     with op.batch_alter_table('sweep_transactions', schema=None) as batch_op:
         batch_op.create_index('ix_sweep_tx_chain_purpose', ['chain', 'purpose'], unique=False)
         batch_op.create_index('ix_sweep_tx_chain_state', ['chain', 'state'], unique=False)
+        batch_op.create_index('uq_sweep_tx_root_nonce', ['chain', 'from_address', 'nonce'], unique=True, sqlite_where=sa.text('replaces_id IS NULL'), postgresql_where=sa.text('replaces_id IS NULL'))
+        batch_op.create_index('uq_sweep_tx_root_purpose', ['chain', 'purpose'], unique=True, sqlite_where=sa.text('replaces_id IS NULL'), postgresql_where=sa.text('replaces_id IS NULL'))
 
     op.create_table('payments',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -236,6 +241,8 @@ def downgrade() -> None:
 
     op.drop_table('payments')
     with op.batch_alter_table('sweep_transactions', schema=None) as batch_op:
+        batch_op.drop_index('uq_sweep_tx_root_purpose')
+        batch_op.drop_index('uq_sweep_tx_root_nonce')
         batch_op.drop_index('ix_sweep_tx_chain_state')
         batch_op.drop_index('ix_sweep_tx_chain_purpose')
 

@@ -1,0 +1,737 @@
+"""`ctrip sweep`: move confirmed funds from deposit addresses to the treasury, exactly once.
+
+A pass first advances the transactions it already signed (receipts, depth, release of
+held token sweeps, rebroadcast of dropped ones, fee-bump replacement of stuck ones,
+settling payments), then plans new sweeps. Every transaction is a row committed before
+it is broadcast; a rerun rebroadcasts the stored bytes and never signs a second
+transaction for the same purpose (only a same-nonce replacement).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ctrip_cli import lifecycle
+from ctrip_cli.chain import tx
+from ctrip_cli.chain.signer import DEPOSIT_PATH, KeyRing
+from ctrip_cli.config import ChainConfig, SweepSettings
+from ctrip_cli.db import queries
+from ctrip_cli.db.models import Payment, SweepTransaction
+from ctrip_cli.errors import (
+    ChainIdMismatchError,
+    ConfigError,
+    InsufficientFundsError,
+    RpcRejectedError,
+)
+from ctrip_cli.money import format_units
+
+HELD, SIGNED, PENDING, MINED = "held", "signed", "pending", "mined"
+CONFIRMED, FAILED, REPLACED = "confirmed", "failed", "replaced"
+NATIVE, TOKEN, TOPUP = "native", "token", "topup"
+TOKEN_GAS_MARGIN_BPS = 1_000  # +10% over eth_estimateGas; the unused part is refunded
+
+Hook = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    """One planned transaction, as `--dry-run` and `--json` show it."""
+
+    kind: str
+    asset: str
+    from_address: str
+    to_address: str
+    amount: str
+    amount_base_units: str
+    fee_wei: str
+    payments: list[str]
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    job: str
+    chain: str
+    skipped: str | None
+    dry_run: bool = False
+    planned: int = 0
+    signed: int = 0
+    broadcast: int = 0
+    confirmed: int = 0
+    settled: int = 0
+    replaced: int = 0
+    rebroadcast: int = 0
+    topups: int = 0
+    failed: int = 0
+    skipped_uneconomic: int = 0
+    in_flight: int = 0
+    plan: list[PlanItem] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def lock_held(cls, chain: str, reason: str) -> SweepResult:
+        return cls(job="sweep", chain=chain, skipped=reason)
+
+
+@dataclass
+class _Pass:
+    """The state of one pass; only `run` builds it."""
+
+    session: Session
+    rpc: Any
+    cfg: ChainConfig
+    keys: KeyRing
+    settings: SweepSettings
+    now: datetime
+    treasury: str
+    head: int
+    hook: Hook
+    dry_run: bool = False
+    counts: Counter[str] = field(default_factory=Counter)
+    plan: list[PlanItem] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    nonces: dict[str, int] = field(default_factory=dict)
+    payer_spent_wei: int = 0
+
+    @property
+    def chain(self) -> str:
+        return self.cfg.name
+
+
+def run(
+    session: Session,
+    chain: Any,
+    *,
+    cfg: ChainConfig,
+    keys: KeyRing,
+    now: datetime,
+    settings: SweepSettings,
+    dry_run: bool = False,
+    hook: Hook | None = None,
+) -> SweepResult:
+    """One sweep pass over `cfg`'s chain; with `dry_run`, plan only and write nothing.
+
+    `chain` is an `RpcClient` (anything with `call(method, *params)` and `head()`).
+    `hook(step)` is called after each commit of signed rows ("after_sign") and after
+    each broadcast ("after_broadcast"); tests use it to inject crashes.
+
+    Raises:
+        ConfigError: no treasury, or the mnemonic does not derive the deposit addresses.
+        ChainIdMismatchError: the endpoint serves another chain.
+        InsufficientFundsError: the gas payer cannot fund the token sweeps that need
+            gas (everything else of the pass is done and committed; rerun once funded).
+        RpcUnavailableError: the chain cannot be reached (signed rows stay; rerun).
+    """
+    treasury = require_treasury(cfg)
+    actual = int(chain.call("eth_chainId"), 16)
+    if actual != cfg.chain_id:
+        raise ChainIdMismatchError(
+            f"chain {cfg.name!r}: the RPC endpoint serves chain id {actual}, chains.yaml "
+            f"says {cfg.chain_id}; fix rpc_urls or chain_id"
+        )
+    ctx = _Pass(
+        session=session,
+        rpc=chain,
+        cfg=cfg,
+        keys=keys,
+        settings=settings,
+        now=now,
+        treasury=treasury,
+        head=chain.head(),
+        hook=hook or (lambda _step: None),
+        dry_run=dry_run,
+    )
+    if not dry_run:
+        _advance_all(ctx)
+    _plan_all(ctx)
+    session.rollback()  # end any read transaction (a dry run has written nothing)
+    if ctx.blocked and not dry_run:
+        raise InsufficientFundsError("; ".join(ctx.blocked))
+    ctx.errors.extend(ctx.blocked)
+    return _result(ctx)
+
+
+def require_treasury(cfg: ChainConfig) -> str:
+    """The chain's treasury address.
+
+    Raises:
+        ConfigError: chains.<name>.treasury is not set.
+    """
+    if cfg.treasury is None:
+        raise ConfigError(
+            f"chains.{cfg.name}.treasury: not set; set it to an address you control "
+            "before sweeping this chain"
+        )
+    return cfg.treasury
+
+
+def _result(ctx: _Pass) -> SweepResult:
+    c = ctx.counts
+    in_flight = sum(
+        n
+        for state, n in queries.count_sweep_txs_by_state(ctx.session, ctx.chain).items()
+        if state in queries.SWEEP_LIVE_STATES
+    )
+    ctx.session.rollback()
+    return SweepResult(
+        job="sweep",
+        chain=ctx.chain,
+        skipped=None,
+        dry_run=ctx.dry_run,
+        planned=c["planned"],
+        signed=c["signed"],
+        broadcast=c["broadcast"],
+        confirmed=c["confirmed"],
+        settled=c["settled"],
+        replaced=c["replaced"],
+        rebroadcast=c["rebroadcast"],
+        topups=c["topups"],
+        failed=c["failed"],
+        skipped_uneconomic=c["skipped_uneconomic"],
+        in_flight=in_flight,
+        plan=ctx.plan,
+        errors=ctx.errors,
+    )
+
+
+# --- advancing what was already signed -------------------------------------------------
+
+
+def _advance_all(ctx: _Pass) -> None:
+    groups: dict[str, list[SweepTransaction]] = defaultdict(list)
+    for row in queries.live_sweep_attempts(ctx.session, ctx.chain):
+        groups[row.purpose].append(row)
+    _commit(ctx)
+    # Oldest purpose first: a gas top-up is advanced before the token sweep it funds.
+    for attempts in sorted(groups.values(), key=lambda a: a[0].id):
+        _advance_group(ctx, attempts)
+
+
+def _advance_group(ctx: _Pass, attempts: list[SweepTransaction]) -> None:
+    mined = _find_mined(ctx, attempts)
+    if mined is not None:
+        _record_mined(ctx, attempts, *mined)
+        return
+    latest = attempts[-1]
+    reorged = [a for a in attempts if a.state == MINED]
+    for a in reorged:  # its receipt vanished: a reorg put it back in the mempool
+        a.state, a.block_number = PENDING, None
+    if reorged:
+        _commit(ctx)
+    if latest.state == HELD:
+        _release(ctx, latest)
+    elif latest.state == SIGNED:
+        _broadcast(ctx, latest)
+    else:
+        _check_pending(ctx, attempts, latest)
+
+
+def _find_mined(
+    ctx: _Pass, attempts: list[SweepTransaction]
+) -> tuple[SweepTransaction, tx.Receipt] | None:
+    for a in attempts:
+        if a.broadcast_at is None:
+            continue
+        rc = tx.receipt(ctx.rpc, a.tx_hash)
+        if rc is not None:
+            return a, rc
+    return None
+
+
+def _record_mined(
+    ctx: _Pass, attempts: list[SweepTransaction], won: SweepTransaction, rc: tx.Receipt
+) -> None:
+    won.block_number, won.fee_paid = rc.block_number, rc.fee_paid_wei
+    error = _receipt_error(won, rc)
+    if error is not None:
+        _finish(ctx, attempts, won, FAILED, error)
+        ctx.errors.append(f"{won.purpose}: {error}")
+        ctx.counts["failed"] += 1
+        return
+    if ctx.head - rc.block_number + 1 >= max(ctx.cfg.confirmations, 1):
+        _finish(ctx, attempts, won, CONFIRMED, None)
+        ctx.counts["confirmed"] += 1
+        return
+    if won.state != MINED:
+        won.state, won.updated_at = MINED, ctx.now
+        _commit(ctx)
+
+
+def _receipt_error(row: SweepTransaction, rc: tx.Receipt) -> str | None:
+    if rc.status != 1:
+        return f"transaction {rc.tx_hash} reverted (receipt status 0)"
+    if row.kind == TOKEN and row.token_address is not None:
+        moved = tx.has_transfer_log(
+            rc,
+            token=row.token_address,
+            sender=row.from_address,
+            to=row.to_address,
+            amount=row.amount,
+        )
+        if not moved:
+            return (
+                f"transaction {rc.tx_hash} succeeded without the expected Transfer log"
+            )
+    return None
+
+
+def _finish(
+    ctx: _Pass,
+    attempts: list[SweepTransaction],
+    won: SweepTransaction,
+    state: str,
+    error: str | None,
+) -> None:
+    """Record the group's outcome and, for a confirmed sweep, settle its payments, at once."""
+    for a in attempts:
+        if a is not won:
+            a.state, a.updated_at = REPLACED, ctx.now
+    won.state, won.last_error, won.updated_at = state, error, ctx.now
+    if state == CONFIRMED and won.kind != TOPUP:
+        for payment in queries.swept_payments(ctx.session, attempts[0].id):
+            if payment.status in (lifecycle.CONFIRMED, lifecycle.EXPIRED):
+                settled = lifecycle.transition(
+                    ctx.session,
+                    payment,
+                    lifecycle.SETTLED,
+                    now=ctx.now,
+                    reason=f"swept to treasury in {won.tx_hash}",
+                    event="payment.settled",
+                )
+                ctx.counts["settled"] += int(settled)
+    _commit(ctx)
+
+
+def _release(ctx: _Pass, held: SweepTransaction) -> None:
+    """Broadcast a token sweep once its gas top-up is mined; fail it if the top-up failed."""
+    dep = queries.get_sweep_tx(ctx.session, held.depends_on_id or 0)
+    states = (
+        queries.sweep_purpose_states(ctx.session, ctx.chain, dep.purpose)
+        if dep
+        else set()
+    )
+    _commit(ctx)
+    if states & {MINED, CONFIRMED}:
+        _broadcast(ctx, held)
+    elif FAILED in states:
+        held.state, held.last_error, held.updated_at = (
+            FAILED,
+            "its gas top-up failed",
+            ctx.now,
+        )
+        _commit(ctx)
+        ctx.counts["failed"] += 1
+
+
+def _check_pending(
+    ctx: _Pass, attempts: list[SweepTransaction], latest: SweepTransaction
+) -> None:
+    sent_at = latest.broadcast_at or latest.created_at
+    if (ctx.now - sent_at).total_seconds() >= ctx.settings.stuck_after_s:
+        _replace(ctx, attempts, latest)
+        return
+    if tx.is_known(ctx.rpc, latest.tx_hash):
+        return
+    if tx.nonce(ctx.rpc, latest.from_address, "latest") > latest.nonce:
+        if _find_mined(ctx, attempts) is None:  # not a receipt that just appeared
+            error = f"nonce {latest.nonce} was used by a transaction ctrip did not sign"
+            _finish(ctx, attempts, latest, FAILED, error)
+            ctx.errors.append(f"{latest.purpose}: {error}")
+            ctx.counts["failed"] += 1
+        return
+    # Dropped from the mempool with its nonce still free: send the same bytes again.
+    ctx.counts["rebroadcast"] += 1
+    _broadcast(ctx, latest, first=False)
+
+
+def _replace(
+    ctx: _Pass, attempts: list[SweepTransaction], latest: SweepTransaction
+) -> None:
+    """Sign a same-nonce replacement with bumped fees (the old attempt may still win)."""
+    old = tx.Fees(latest.max_fee_per_gas, latest.max_priority_fee_per_gas)
+    floor = _native_fees(ctx) if old.legacy else tx.fees(ctx.rpc, eip1559=True)
+    new = old.bumped(ctx.settings.fee_bump_bps, floor)
+    amount = latest.amount
+    if latest.kind == NATIVE:  # the fee comes out of the swept value
+        amount = (
+            latest.amount
+            + old.cost_wei(latest.gas_limit)
+            - new.cost_wei(latest.gas_limit)
+        )
+        if amount <= 0:
+            ctx.errors.append(
+                f"{latest.purpose}: a fee bump would exceed the swept value"
+            )
+            return
+    depends_on: SweepTransaction | None = None
+    if latest.kind == TOKEN:
+        need = new.cost_wei(latest.gas_limit) - tx.balance(ctx.rpc, latest.from_address)
+        if need > 0:
+            purpose = f"{latest.purpose}:bump{latest.id}"
+            depends_on = _sign_topup(ctx, latest.from_address, need, purpose)
+            if depends_on is None:
+                return
+    row = _sign_row(
+        ctx,
+        purpose=latest.purpose,
+        kind=latest.kind,
+        key_path=latest.key_path,
+        to=latest.to_address,
+        token=latest.token_address,
+        amount=amount,
+        nonce=latest.nonce,
+        gas_limit=latest.gas_limit,
+        fees=new,
+        replaces=latest,
+        depends_on=depends_on,
+    )
+    _commit(ctx)
+    ctx.counts["replaced"] += 1
+    ctx.hook("after_sign")
+    if depends_on is not None:
+        _broadcast(ctx, depends_on)
+    else:
+        _broadcast(ctx, row)
+
+
+# --- planning new sweeps ---------------------------------------------------------------
+
+
+def _plan_all(ctx: _Pass) -> None:
+    candidates = queries.sweep_candidates(ctx.session, ctx.chain)
+    late_ids = [p.id for p in candidates if p.status == lifecycle.EXPIRED]
+    last_blocks = queries.last_transfer_blocks(ctx.session, late_ids)
+    _commit(ctx)  # nothing written: ends the read
+    groups: dict[tuple[str, str | None], list[Payment]] = defaultdict(list)
+    for p in candidates:
+        if p.status == lifecycle.EXPIRED and not _late_funds_deep(
+            ctx, last_blocks.get(p.id)
+        ):
+            continue
+        if p.amount_received > 0:
+            groups[(p.address, p.token_address)].append(p)
+    # Native sweeps first: they need no gas payer, so they go out even when it is empty.
+    for (_address, token), payments in sorted(
+        groups.items(), key=lambda kv: kv[0][1] or ""
+    ):
+        _check_keys(ctx, payments[0])
+        if token is None:
+            _plan_native(ctx, payments)
+        else:
+            _plan_token(ctx, payments, token)
+
+
+def _late_funds_deep(ctx: _Pass, block: int | None) -> bool:
+    return block is not None and ctx.head - block + 1 >= max(ctx.cfg.confirmations, 1)
+
+
+def _check_keys(ctx: _Pass, payment: Payment) -> None:
+    path = DEPOSIT_PATH.format(index=payment.derivation_index)
+    if ctx.keys.address(path) != payment.address:
+        raise ConfigError(
+            f"CTRIP_MNEMONIC does not derive deposit address {payment.address} "
+            f"(index {payment.derivation_index}); use the mnemonic the payments were "
+            "created with"
+        )
+
+
+def _plan_native(ctx: _Pass, payments: list[Payment]) -> None:
+    first = payments[0]
+    received = sum(p.amount_received for p in payments)
+    total = min(tx.balance(ctx.rpc, first.address), received)
+    gas_limit = tx.estimate_gas(ctx.rpc, sender=first.address, to=ctx.treasury, value=1)
+    fees = _native_fees(ctx)
+    fee = fees.cost_wei(gas_limit)
+    value = total - fee
+    uneconomic = value <= 0 or fee * 10_000 > ctx.settings.max_fee_share_bps * total
+    action = "skip: fee exceeds max_fee_share_bps" if uneconomic else "sweep"
+    _add_plan(ctx, NATIVE, first, ctx.treasury, max(value, 0), fee, payments, action)
+    if uneconomic:
+        ctx.counts["skipped_uneconomic"] += 1
+        return
+    ctx.counts["planned"] += 1
+    if ctx.dry_run:
+        return
+    row = _sign_row(
+        ctx,
+        purpose=_purpose("sweep", payments),
+        kind=NATIVE,
+        key_path=DEPOSIT_PATH.format(index=first.derivation_index),
+        to=ctx.treasury,
+        token=None,
+        amount=value,
+        nonce=_next_nonce(ctx, first.address),
+        gas_limit=gas_limit,
+        fees=fees,
+    )
+    queries.link_sweep_payments(ctx.session, row.id, [p.id for p in payments])
+    _commit(ctx)
+    ctx.hook("after_sign")
+    _broadcast(ctx, row)
+
+
+def _plan_token(ctx: _Pass, payments: list[Payment], token: str) -> None:
+    first = payments[0]
+    received = sum(p.amount_received for p in payments)
+    amount = min(tx.token_balance(ctx.rpc, token, first.address), received)
+    if amount <= 0:
+        ctx.errors.append(f"{first.address}: no {first.asset} left to sweep")
+        return
+    data = tx.transfer_data(ctx.treasury, amount)
+    estimate = tx.estimate_gas(ctx.rpc, sender=first.address, to=token, data=data)
+    gas_limit = estimate + estimate * TOKEN_GAS_MARGIN_BPS // 10_000
+    fees = tx.fees(ctx.rpc, eip1559=ctx.cfg.eip1559)
+    need = fees.cost_wei(gas_limit) - tx.balance(ctx.rpc, first.address)
+    # No price oracle: a token sweep is never skipped as uneconomic; its gas is reported.
+    action = "top up gas, then sweep" if need > 0 else "sweep"
+    _add_plan(
+        ctx,
+        TOKEN,
+        first,
+        ctx.treasury,
+        amount,
+        fees.cost_wei(gas_limit),
+        payments,
+        action,
+    )
+    if need > 0:
+        payer = ctx.keys.address(ctx.settings.gas_payer_path)
+        topup_fee = fees.cost_wei(tx.NATIVE_GAS)
+        _add_plan(
+            ctx,
+            TOPUP,
+            first,
+            first.address,
+            need,
+            topup_fee,
+            payments,
+            "top up",
+            sender=payer,
+        )
+    ctx.counts["planned"] += 1
+    if ctx.dry_run:
+        if need > 0:
+            _payer_can_fund(ctx, need)
+        return
+    topup = (
+        _sign_topup(ctx, first.address, need, _purpose("gas", payments))
+        if need > 0
+        else None
+    )
+    if need > 0 and topup is None:
+        ctx.counts["planned"] -= 1
+        return
+    row = _sign_row(
+        ctx,
+        purpose=_purpose("sweep", payments),
+        kind=TOKEN,
+        key_path=DEPOSIT_PATH.format(index=first.derivation_index),
+        to=ctx.treasury,
+        token=token,
+        amount=amount,
+        nonce=_next_nonce(ctx, first.address),
+        gas_limit=gas_limit,
+        fees=fees,
+        depends_on=topup,
+    )
+    queries.link_sweep_payments(ctx.session, row.id, [p.id for p in payments])
+    _commit(ctx)
+    ctx.hook("after_sign")
+    _broadcast(ctx, topup or row)
+
+
+def _sign_topup(
+    ctx: _Pass, to: str, value: int, purpose: str
+) -> SweepTransaction | None:
+    """Sign (not commit) exactly `value` wei from the gas payer to `to`; None if it is short."""
+    fees = tx.fees(ctx.rpc, eip1559=ctx.cfg.eip1559)
+    if not _payer_can_fund(ctx, value + fees.cost_wei(tx.NATIVE_GAS)):
+        return None
+    payer = ctx.keys.address(ctx.settings.gas_payer_path)
+    ctx.payer_spent_wei += value + fees.cost_wei(tx.NATIVE_GAS)
+    ctx.counts["topups"] += 1
+    return _sign_row(
+        ctx,
+        purpose=purpose,
+        kind=TOPUP,
+        key_path=ctx.settings.gas_payer_path,
+        to=to,
+        token=None,
+        amount=value,
+        nonce=_next_nonce(ctx, payer),
+        gas_limit=tx.NATIVE_GAS,
+        fees=fees,
+    )
+
+
+def _payer_can_fund(ctx: _Pass, wei: int) -> bool:
+    payer = ctx.keys.address(ctx.settings.gas_payer_path)
+    available = tx.balance(ctx.rpc, payer, "pending") - ctx.payer_spent_wei
+    if available >= wei:
+        return True
+    native = ctx.cfg.native
+    ctx.blocked.append(
+        f"gas payer {payer} ({ctx.settings.gas_payer_path}) has "
+        f"{format_units(max(available, 0), native.decimals)} {native.symbol} available, "
+        f"needs {format_units(wei, native.decimals)} {native.symbol} to fund a token "
+        "sweep's gas; send it more and rerun (the payments stay confirmed)"
+    )
+    return False
+
+
+def _native_fees(ctx: _Pass) -> tx.Fees:
+    """Type-0 pricing for native sweeps: the fee is exactly gas × price, so no dust stays.
+
+    An EIP-1559 transaction refunds (max fee − effective price) × gas to the sender, which
+    would strand that refund on the deposit address. On EIP-1559 chains the price covers
+    one block of base-fee growth (+12.5%) plus the tip.
+    """
+    price = tx.legacy_price(ctx.rpc)
+    if not ctx.cfg.eip1559:
+        return price
+    current = tx.fees(ctx.rpc, eip1559=True)
+    base = (current.max_fee_per_gas - (current.max_priority_fee_per_gas or 0)) // 2
+    floor = -(-base * 9 // 8) + (current.max_priority_fee_per_gas or 0)
+    return tx.Fees(max(price.max_fee_per_gas, floor))
+
+
+def _next_nonce(ctx: _Pass, address: str) -> int:
+    """Our next nonce for `address`: the database's under the job lock, or the node's
+    pending nonce when something else has used the account since."""
+    if address not in ctx.nonces:
+        node = tx.nonce(ctx.rpc, address, "pending")
+        ours = queries.max_sweep_nonce(ctx.session, ctx.chain, address)
+        ctx.nonces[address] = max(node, -1 if ours is None else ours + 1)
+    n = ctx.nonces[address]
+    ctx.nonces[address] = n + 1
+    return n
+
+
+def _purpose(what: str, payments: list[Payment]) -> str:
+    ids = sorted(p.id for p in payments)
+    p = payments[0]
+    return f"{what}:{p.address}:{p.asset}:{ids[0]}:{len(ids)}"
+
+
+def _add_plan(
+    ctx: _Pass,
+    kind: str,
+    p: Payment,
+    to: str,
+    amount: int,
+    fee_wei: int,
+    payments: list[Payment],
+    action: str,
+    *,
+    sender: str | None = None,
+) -> None:
+    native = ctx.cfg.native
+    asset, decimals = (
+        (native.symbol, native.decimals) if kind == TOPUP else (p.asset, p.decimals)
+    )
+    ctx.plan.append(
+        PlanItem(
+            kind=kind,
+            asset=asset,
+            from_address=sender or p.address,
+            to_address=to,
+            amount=format_units(amount, decimals),
+            amount_base_units=str(amount),
+            fee_wei=str(fee_wei),
+            payments=[x.id for x in payments],
+            action=action,
+        )
+    )
+
+
+# --- signing and broadcasting -----------------------------------------------------------
+
+
+def _sign_row(
+    ctx: _Pass,
+    *,
+    purpose: str,
+    kind: str,
+    key_path: str,
+    to: str,
+    token: str | None,
+    amount: int,
+    nonce: int,
+    gas_limit: int,
+    fees: tx.Fees,
+    replaces: SweepTransaction | None = None,
+    depends_on: SweepTransaction | None = None,
+) -> SweepTransaction:
+    """Sign and add the row (flushed, not committed); the caller commits before sending."""
+    account = ctx.keys.account(key_path)
+    signed = tx.sign(
+        account,
+        chain_id=ctx.cfg.chain_id,
+        nonce=nonce,
+        to=token or to,
+        value=0 if token else amount,
+        data=tx.transfer_data(to, amount) if token else "0x",
+        gas_limit=gas_limit,
+        fees=fees,
+    )
+    ctx.counts["signed"] += 1
+    return queries.add_sweep_tx(
+        ctx.session,
+        SweepTransaction(
+            chain=ctx.chain,
+            purpose=purpose,
+            kind=kind,
+            key_path=key_path,
+            from_address=account.address,
+            to_address=to,
+            token_address=token,
+            amount=amount,
+            nonce=nonce,
+            gas_limit=gas_limit,
+            max_fee_per_gas=fees.max_fee_per_gas,
+            max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+            raw_tx=signed.raw,
+            tx_hash=signed.tx_hash,
+            state=HELD if depends_on is not None else SIGNED,
+            replaces_id=replaces.id if replaces else None,
+            depends_on_id=depends_on.id if depends_on else None,
+            created_at=ctx.now,
+            updated_at=ctx.now,
+        ),
+    )
+
+
+def _broadcast(ctx: _Pass, row: SweepTransaction, *, first: bool = True) -> None:
+    """Send the stored bytes; the outcome is recorded, a refusal is data, not an error."""
+    try:
+        outcome = tx.send_raw(ctx.rpc, row.raw_tx)
+    except RpcRejectedError as exc:
+        row.last_error, row.updated_at = str(exc)[:500], ctx.now
+        ctx.errors.append(f"{row.purpose}: {exc}")
+        _commit(ctx)
+        return
+    if outcome is tx.SendOutcome.NO_FUNDS:
+        row.last_error = (
+            f"node refused {row.tx_hash}: insufficient funds; retried next pass"
+        )
+        ctx.errors.append(f"{row.purpose}: {row.last_error}")
+    else:
+        row.state, row.last_error = PENDING, None
+        row.broadcast_at = row.broadcast_at or ctx.now
+        ctx.counts["broadcast"] += int(first)
+    row.updated_at = ctx.now
+    _commit(ctx)
+    ctx.hook("after_broadcast")
+
+
+def _commit(ctx: _Pass) -> None:
+    """Commit the work so far; also ends read transactions, since a rollback would
+    expire the loaded rows and SQLite's BEGIN IMMEDIATE should not span an RPC call."""
+    ctx.session.commit()
