@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -24,11 +25,23 @@ class JsonLines(logging.Formatter):
         return json.dumps(entry)
 
 
+class PlainLines(logging.Formatter):
+    """One unwrapped line per record, for log files and cron mail."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{ts} {record.levelname:<7} {record.getMessage()}"
+
+
 def setup_logging(err: Console, *, log_format: str, level: int) -> None:
+    """JSON lines, Rich lines on a terminal, plain unwrapped lines otherwise."""
     handler: logging.Handler
     if log_format == "json":
         handler = logging.StreamHandler(err.file)
         handler.setFormatter(JsonLines())
+    elif not err.is_terminal:
+        handler = logging.StreamHandler(err.file)
+        handler.setFormatter(PlainLines())
     else:
         handler = RichHandler(
             console=err, show_path=False, markup=False, rich_tracebacks=False
@@ -37,3 +50,53 @@ def setup_logging(err: Console, *, log_format: str, level: int) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+_RESERVED = frozenset({"ts", "level", "logger", "message", "event", "job", "chain"})
+
+
+def log_pass(
+    logger: logging.Logger,
+    *,
+    job: str,
+    chain: str,
+    outcome: str,
+    duration_s: float,
+    result: Any,
+    error: str | None,
+) -> None:
+    """The one summary line of a pass: job, chain, outcome, duration and its numbers.
+
+    Only scalar fields of the pass's result are kept (counts, block numbers, hashes);
+    results never hold key material, and error messages never name secrets.
+    """
+    numbers = _scalars(result)
+    text = f"{job} {chain or '-'} {outcome} in {duration_s:.2f}s"
+    if numbers:
+        text += " " + " ".join(f"{k}={v}" for k, v in numbers.items())
+    if error:
+        text += f": {error}"
+    fields: dict[str, Any] = {
+        "event": "pass",
+        "job": job,
+        "chain": chain,
+        "outcome": outcome,
+        "duration_s": round(duration_s, 3),
+        **numbers,
+    }
+    if error:
+        fields["error"] = error
+    level = logging.ERROR if outcome == "error" else logging.INFO
+    logger.log(level, text, extra={"fields": fields})
+
+
+def _scalars(result: Any) -> dict[str, Any]:
+    if not isinstance(result, dict):
+        return {}
+    return {
+        k: v
+        for k, v in result.items()
+        if k not in _RESERVED
+        and v is not None
+        and (isinstance(v, int | float | bool) or (isinstance(v, str) and len(v) <= 80))
+    }

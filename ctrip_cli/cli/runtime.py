@@ -146,10 +146,21 @@ class Runtime:
         result: Any,
         error: str | None,
     ) -> None:
+        from ctrip_cli.cli.logs import log_pass
         from ctrip_cli.db import queries
 
-        summary = json.dumps(to_jsonable(result)) if result is not None else None
-        log.info("%s %s %s %s", job, scope or "-", outcome, summary or error or "")
+        data = to_jsonable(result) if result is not None else None
+        summary = json.dumps(data) if data is not None else None
+        finished = self.now()
+        log_pass(
+            log,
+            job=job,
+            chain=scope,
+            outcome=outcome,
+            duration_s=(finished - started).total_seconds(),
+            result=data,
+            error=error,
+        )
         try:
             with self.open_session() as session, session.begin():
                 queries.add_job_run(
@@ -157,7 +168,7 @@ class Runtime:
                     job=job,
                     chain=scope,
                     started_at=started,
-                    finished_at=self.now(),
+                    finished_at=finished,
                     outcome=outcome,
                     summary=summary,
                     error=error,
@@ -166,6 +177,23 @@ class Runtime:
             if outcome != "error":
                 raise
             log.warning("could not record the failed run: %s", type(exc).__name__)
+        self._publish_metrics()
+
+    def _publish_metrics(self) -> None:
+        """After each pass, refresh the metrics textfile / Pushgateway if configured."""
+        cfg = self.settings.status
+        if cfg.metrics_textfile is None and cfg.metrics_pushgateway is None:
+            return
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from ctrip_cli import metrics
+
+        try:
+            with self.open_session() as session:
+                metrics.publish(session, self.settings, now=self.now())
+        except (OSError, ValueError, CtripError, SQLAlchemyError) as exc:
+            # Metrics are best effort: they never turn a pass into a failure.
+            log.warning("could not publish metrics: %s", type(exc).__name__)
 
     def show(
         self,

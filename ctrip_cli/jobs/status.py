@@ -1,36 +1,102 @@
-"""What an operator needs at a glance: chain lag, payments, outbox, last runs."""
+"""What an operator needs at a glance: lag, RPC health, payments, sweeps, outbox, passes.
+
+`run` reads the database plus the endpoint probes the CLI hands it (it never calls a
+node itself), then `_problems` turns that snapshot into the reasons `status --check`
+exits 3.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Float, and_, case, cast, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
-from ctrip_cli.chain.client import ChainClient
-from ctrip_cli.config import ChainConfig
+from ctrip_cli import lifecycle
+from ctrip_cli.config import ChainConfig, StatusSettings
 from ctrip_cli.db import queries
-from ctrip_cli.errors import ChainError
+from ctrip_cli.db.models import JobRun, Payment, SweepTransaction, WebhookEvent
 
-PASSES = ("scan", "confirm", "sweep")
+# sweep_transactions states that still need the chain to act (see models.SweepTransaction).
+SWEEP_IN_FLIGHT = ("held", "signed", "pending", "mined")
+WEBHOOK_FINAL = ("delivered", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One probed RPC endpoint; `label` never carries credentials or path tokens."""
+
+    label: str
+    ok: bool
+    head: int | None = None
+    head_timestamp: int | None = None
+    latency_ms: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GasPayer:
+    address: str
+    balance_wei: int | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepStatus:
+    awaiting: int  # confirmed payments not yet settled
+    awaiting_tokens: int  # ... of which token payments (they need gas from the payer)
+    in_flight: int  # transactions signed or sent but not final
+    stuck: int  # purposes in flight for longer than sweep_stuck_s
+    oldest_stuck_since: datetime | None
+    by_state: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
 class ChainStatus:
+    in_use: bool
     head: int | None
     cursor: int | None
     lag_blocks: int | None
-    rpc: str  # "up" or "down: <reason>"
+    lag_s: float | None
+    max_lag_blocks: int
+    head_age_s: float | None
+    rpc: str  # up | degraded | down | not checked (unused chains are not probed)
+    endpoints: list[Endpoint]
+    payments: dict[str, int]
+    sweeps: SweepStatus
+    gas_payer: GasPayer | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class RunInfo:
-    at: datetime
-    outcome: str
-    detail: str | None
+class Outbox:
+    due: int
+    retrying: int
+    failed: int
+    oldest_due_at: datetime | None
+    oldest_due_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PassStatus:
+    job: str
+    chain: str
+    last_run_at: datetime
+    last_outcome: str
+    last_duration_s: float | None
+    last_success: datetime | None
+    last_failure: datetime | None
+    last_error: str | None
+    last_summary: dict[str, Any] | None
+    runs: dict[str, int]  # by outcome, over the whole job_runs history
+    duration_sum_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,84 +104,437 @@ class StatusResult:
     chains: dict[str, ChainStatus]
     payments: dict[str, int]
     webhooks: dict[str, int]
-    last_success: dict[str, RunInfo] = field(default_factory=dict)
-    last_failure: dict[str, RunInfo] = field(default_factory=dict)
+    payments_oldest: dict[str, datetime | None]
+    outbox: Outbox
+    passes: dict[str, PassStatus]
+    checked_at: datetime
     healthy: bool = True
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
-def _chain_status(
-    session: Session, cfg: ChainConfig, client: ChainClient | None
-) -> ChainStatus:
-    cursor_row = queries.get_cursor(session, cfg.name)
-    cursor = cursor_row.block_number if cursor_row else None
-    head: int | None = None
-    rpc = "up"
-    if client is None:
-        rpc = "not checked (unused)"
-    else:
-        try:
-            head = client.head()
-        except ChainError as exc:
-            rpc = f"down: {exc}"
-    lag = head - cursor if head is not None and cursor is not None else None
-    return ChainStatus(head=head, cursor=cursor, lag_blocks=lag, rpc=rpc)
-
-
-def _runs(session: Session, outcome: str) -> dict[str, RunInfo]:
-    runs = queries.last_job_runs(session, outcome=outcome)
-    return {
-        f"{job}:{chain}" if chain else job: RunInfo(
-            at=r.finished_at or r.started_at,
-            outcome=r.outcome,
-            detail=r.error or _short(r.summary),
-        )
-        for (job, chain), r in sorted(runs.items())
-    }
-
-
-def _short(summary: str | None) -> str | None:
-    if summary is None:
-        return None
-    data: Any = json.loads(summary)
-    return ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("job", "chain"))[
-        :200
-    ]
-
-
-def chains_in_use(session: Session, names: list[str]) -> list[str]:
+def chains_in_use(session: Session, names: Sequence[str]) -> list[str]:
     """Chains with a scan cursor or any payment; only these are probed by default."""
-    return [
-        n
-        for n in names
-        if queries.get_cursor(session, n)
-        or queries.count_payments_by_status(session, n)
-    ]
+    used = set(session.scalars(select(Payment.chain).distinct()))
+    return [n for n in names if n in used or queries.get_cursor(session, n)]
+
+
+def max_lag_blocks(cfg: ChainConfig, settings: StatusSettings) -> int:
+    """The lag `--check` tolerates: chains.yaml's max_lag_blocks, else time-based."""
+    if cfg.max_lag_blocks is not None:
+        return cfg.max_lag_blocks
+    by_time = math.ceil(settings.max_lag_s / cfg.block_time_s)
+    return max(settings.min_lag_blocks, by_time)
 
 
 def run(
     session: Session,
-    clients: Mapping[str, ChainClient | None],
+    endpoints: Mapping[str, Sequence[Endpoint]],
     *,
     chains: Mapping[str, ChainConfig],
     now: datetime,
+    settings: StatusSettings,
+    gas_payers: Mapping[str, GasPayer] | None = None,
 ) -> StatusResult:
-    """Collect the status of every chain in `chains`; a chain whose RPC is down is shown as down."""
+    """Collect the status of `chains`; a chain absent from `endpoints` was not probed.
+
+    Raises:
+        DatabaseError: (through the CLI's error edge) the database is unreachable.
+    """
+    per_chain = _payment_counts(session)
+    in_use = set(chains_in_use(session, list(chains)))
+    sweeps = _sweeps(session, now - timedelta(seconds=settings.sweep_stuck_s))
     statuses = {
-        name: _chain_status(session, cfg, clients.get(name))
+        name: _chain_status(
+            session,
+            cfg,
+            endpoints.get(name),
+            now=now,
+            settings=settings,
+            in_use=name in in_use,
+            payments=per_chain.get(name, {}),
+            sweeps=sweeps.get(name, _NO_SWEEPS),
+            gas_payer=(gas_payers or {}).get(name),
+        )
         for name, cfg in chains.items()
     }
-    problems = [
-        f"chain {n}: RPC {s.rpc}"
-        for n, s in statuses.items()
-        if s.rpc.startswith("down")
-    ]
-    return StatusResult(
+    passes = {
+        _key(p.job, p.chain): p
+        for p in _passes(session)
+        if p.chain == "" or p.chain in chains
+    }
+    result = StatusResult(
         chains=statuses,
-        payments=queries.count_payments_by_status(session),
-        webhooks=queries.count_events_by_status(session),
-        last_success=_runs(session, "ok"),
-        last_failure=_runs(session, "error"),
-        healthy=not problems,
-        problems=problems,
+        payments=_totals(per_chain, chains),
+        webhooks=_event_counts(session),
+        payments_oldest=_payments_oldest(session, list(chains)),
+        outbox=_outbox(session, now),
+        passes=passes,
+        checked_at=now,
     )
+    problems, warnings = _problems(result, chains, now=now, settings=settings)
+    return dataclasses.replace(
+        result, healthy=not problems, problems=problems, warnings=warnings
+    )
+
+
+# -- chains ------------------------------------------------------------------------
+
+
+def _chain_status(
+    session: Session,
+    cfg: ChainConfig,
+    probes: Sequence[Endpoint] | None,
+    *,
+    now: datetime,
+    settings: StatusSettings,
+    in_use: bool,
+    payments: dict[str, int],
+    sweeps: SweepStatus,
+    gas_payer: GasPayer | None,
+) -> ChainStatus:
+    cursor_row = queries.get_cursor(session, cfg.name)
+    cursor = cursor_row.block_number if cursor_row else None
+    live = [e for e in probes or () if e.ok and e.head is not None]
+    best = max(live, key=lambda e: e.head or 0) if live else None
+    head = best.head if best else None
+    lag = max(head - cursor, 0) if head is not None and cursor is not None else None
+    stamp = best.head_timestamp if best else None
+    return ChainStatus(
+        in_use=in_use,
+        head=head,
+        cursor=cursor,
+        lag_blocks=lag,
+        lag_s=None if lag is None else round(lag * cfg.block_time_s, 1),
+        max_lag_blocks=max_lag_blocks(cfg, settings),
+        head_age_s=None if stamp is None else max(now.timestamp() - stamp, 0.0),
+        rpc=_rpc_health(probes),
+        endpoints=list(probes or ()),
+        payments=dict(payments),
+        sweeps=sweeps,
+        gas_payer=gas_payer,
+    )
+
+
+def _rpc_health(probes: Sequence[Endpoint] | None) -> str:
+    if probes is None:
+        return "not checked"
+    up = sum(e.ok for e in probes)
+    if up == len(probes):
+        return "up"
+    return "down" if up == 0 else "degraded"
+
+
+# -- payments and webhooks ---------------------------------------------------------
+
+
+def _payment_counts(session: Session) -> dict[str, dict[str, int]]:
+    stmt = select(Payment.chain, Payment.status, func.count()).group_by(
+        Payment.chain, Payment.status
+    )
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for chain, status, n in session.execute(stmt).all():
+        counts[chain][status] = int(n)
+    return dict(counts)
+
+
+def _totals(
+    per_chain: Mapping[str, Mapping[str, int]], chains: Mapping[str, ChainConfig]
+) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for chain, counts in per_chain.items():
+        if chain in chains:
+            for status, n in counts.items():
+                totals[status] = totals.get(status, 0) + n
+    return totals
+
+
+def _payments_oldest(session: Session, chains: list[str]) -> dict[str, datetime | None]:
+    """Created-at of the oldest pending payment; detected-at of the oldest detected."""
+    stmt = select(
+        func.min(case((Payment.status == "pending", Payment.created_at))),
+        func.min(case((Payment.status == "detected", Payment.detected_at))),
+    ).where(Payment.chain.in_(chains))
+    pending, detected = session.execute(stmt).one()
+    return {"pending": _aware(pending), "detected": _aware(detected)}
+
+
+def _event_counts(session: Session) -> dict[str, int]:
+    return queries.count_events_by_status(session)
+
+
+def _outbox(session: Session, now: datetime) -> Outbox:
+    open_ = WebhookEvent.status.not_in(WEBHOOK_FINAL)
+    due = and_(open_, WebhookEvent.next_attempt_at <= now)
+    stmt = select(
+        func.count(case((due, 1))),
+        func.count(case((and_(open_, WebhookEvent.attempts > 0), 1))),
+        func.count(case((WebhookEvent.status == "failed", 1))),
+        func.min(case((due, WebhookEvent.next_attempt_at))),
+    )
+    n_due, retrying, failed, oldest = session.execute(stmt).one()
+    oldest_at = _aware(oldest)
+    return Outbox(
+        due=int(n_due),
+        retrying=int(retrying),
+        failed=int(failed),
+        oldest_due_at=oldest_at,
+        oldest_due_age_s=None if oldest_at is None else _seconds(now - oldest_at),
+    )
+
+
+# -- sweeps ------------------------------------------------------------------------
+
+_NO_SWEEPS = SweepStatus(0, 0, 0, 0, None, {})
+
+
+def _sweeps(session: Session, stuck_before: datetime) -> dict[str, SweepStatus]:
+    by_state: dict[str, dict[str, int]] = defaultdict(dict)
+    stmt = select(
+        SweepTransaction.chain, SweepTransaction.state, func.count()
+    ).group_by(SweepTransaction.chain, SweepTransaction.state)
+    for chain, state, n in session.execute(stmt).all():
+        by_state[chain][state] = int(n)
+    stuck = _stuck_purposes(session, stuck_before)
+    awaiting = _awaiting_sweep(session)
+    result = {}
+    for chain in {*by_state, *stuck, *awaiting}:
+        states = by_state.get(chain, {})
+        n_stuck, since = stuck.get(chain, (0, None))
+        total, tokens = awaiting.get(chain, (0, 0))
+        result[chain] = SweepStatus(
+            awaiting=total,
+            awaiting_tokens=tokens,
+            in_flight=sum(states.get(s, 0) for s in SWEEP_IN_FLIGHT),
+            stuck=n_stuck,
+            oldest_stuck_since=since,
+            by_state=states,
+        )
+    return result
+
+
+def _stuck_purposes(
+    session: Session, before: datetime
+) -> dict[str, tuple[int, datetime | None]]:
+    """Purposes still in flight whose first attempt is older than `before`.
+
+    Fee-bump replacements share the purpose, so a sweep that is replaced again and
+    again still counts as stuck from its first attempt.
+    """
+    in_flight = func.sum(
+        case((SweepTransaction.state.in_(SWEEP_IN_FLIGHT), 1), else_=0)
+    )
+    first = func.min(SweepTransaction.created_at)
+    purposes = (
+        select(SweepTransaction.chain, first.label("first"))
+        .group_by(SweepTransaction.chain, SweepTransaction.purpose)
+        .having(and_(in_flight > 0, first < before))
+        .subquery()
+    )
+    stmt = select(purposes.c.chain, func.count(), func.min(purposes.c.first)).group_by(
+        purposes.c.chain
+    )
+    return {c: (int(n), _aware(t)) for c, n, t in session.execute(stmt).all()}
+
+
+def _awaiting_sweep(session: Session) -> dict[str, tuple[int, int]]:
+    token = case((Payment.token_address.is_not(None), 1), else_=0)
+    stmt = (
+        select(Payment.chain, func.count(), func.sum(token))
+        .where(Payment.status == "confirmed")
+        .group_by(Payment.chain)
+    )
+    return {c: (int(n), int(t or 0)) for c, n, t in session.execute(stmt).all()}
+
+
+# -- passes ------------------------------------------------------------------------
+
+
+def _duration(session: Session) -> ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", JobRun.finished_at - JobRun.started_at)
+    return cast(
+        (func.julianday(JobRun.finished_at) - func.julianday(JobRun.started_at))
+        * 86400.0,
+        Float,
+    )
+
+
+def _passes(session: Session) -> list[PassStatus]:
+    runs: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    sums: dict[tuple[str, str], float] = defaultdict(float)
+    stmt = select(
+        JobRun.job,
+        JobRun.chain,
+        JobRun.outcome,
+        func.count(),
+        func.sum(_duration(session)),
+    ).group_by(JobRun.job, JobRun.chain, JobRun.outcome)
+    for job, chain, outcome, n, total in session.execute(stmt).all():
+        runs[(job, chain)][outcome] = int(n)
+        sums[(job, chain)] += float(total or 0.0)
+    last = _last_runs(session)
+    ok = queries.last_job_runs(session, outcome="ok")
+    bad = queries.last_job_runs(session, outcome="error")
+    return [
+        _pass(last[k], ok.get(k), bad.get(k), runs[k], sums[k]) for k in sorted(last)
+    ]
+
+
+def _last_runs(session: Session) -> dict[tuple[str, str], JobRun]:
+    latest = (
+        select(func.max(JobRun.id).label("id"))
+        .group_by(JobRun.job, JobRun.chain)
+        .subquery()
+    )
+    rows = session.scalars(select(JobRun).join(latest, JobRun.id == latest.c.id))
+    return {(r.job, r.chain): r for r in rows}
+
+
+def _pass(
+    last: JobRun,
+    ok: JobRun | None,
+    bad: JobRun | None,
+    runs: dict[str, int],
+    duration_sum_s: float,
+) -> PassStatus:
+    finished = last.finished_at
+    return PassStatus(
+        job=last.job,
+        chain=last.chain,
+        last_run_at=finished or last.started_at,
+        last_outcome=last.outcome,
+        last_duration_s=None
+        if finished is None
+        else round(_seconds(finished - last.started_at), 3),
+        last_success=None if ok is None else ok.finished_at or ok.started_at,
+        last_failure=None if bad is None else bad.finished_at or bad.started_at,
+        last_error=None if bad is None else bad.error,
+        last_summary=_summary(last.summary),
+        runs=runs,
+        duration_sum_s=round(duration_sum_s, 3),
+    )
+
+
+def _summary(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else {"result": data}
+
+
+# -- health ------------------------------------------------------------------------
+
+
+def _problems(
+    result: StatusResult,
+    chains: Mapping[str, ChainConfig],
+    *,
+    now: datetime,
+    settings: StatusSettings,
+) -> tuple[list[str], list[str]]:
+    problems: list[str] = []
+    warnings: list[str] = []
+    for name, chain in result.chains.items():
+        problems.extend(_chain_problems(name, chain, result.passes))
+        warnings.extend(
+            f"chain {name}: RPC {e.label} is down ({e.error})"
+            for e in chain.endpoints
+            if not e.ok and chain.rpc == "degraded"
+        )
+    limit = settings.interval_s * settings.stale_factor
+    for key, p in result.passes.items():
+        if p.last_success is None or _seconds(now - p.last_success) > limit:
+            problems.append(_stale(key, p, now, limit))
+    problems.extend(_outbox_problems(result.outbox, settings))
+    return problems, warnings
+
+
+def _chain_problems(
+    name: str, chain: ChainStatus, passes: Mapping[str, PassStatus]
+) -> list[str]:
+    problems = []
+    if chain.rpc == "down" and chain.in_use:
+        reasons = "; ".join(f"{e.label}: {e.error}" for e in chain.endpoints)
+        problems.append(f"chain {name}: no RPC endpoint answers ({reasons})")
+    if chain.lag_blocks is not None and chain.lag_blocks > chain.max_lag_blocks:
+        problems.append(
+            f"chain {name}: scan lags {chain.lag_blocks:,} blocks "
+            f"(~{human_age(chain.lag_s)}) behind the head; "
+            f"the limit is {chain.max_lag_blocks:,} blocks"
+        )
+    if chain.in_use and _key("scan", name) not in passes:
+        problems.append(
+            f"chain {name}: in use but `ctrip scan --chain {name}` has never run"
+        )
+    if chain.sweeps.stuck:
+        since = chain.sweeps.oldest_stuck_since
+        problems.append(
+            f"chain {name}: {chain.sweeps.stuck} sweep(s) stuck, unconfirmed since "
+            f"{lifecycle.rfc3339(since)}; see `ctrip sweep --chain {name}` output"
+        )
+    return problems
+
+
+def _stale(key: str, p: PassStatus, now: datetime, limit: int) -> str:
+    if p.last_success is None:
+        head = f"pass {key}: has never succeeded"
+    else:
+        age = human_age(_seconds(now - p.last_success))
+        head = f"pass {key}: no success for {age} (limit {human_age(limit)})"
+    return f"{head}; last run {p.last_outcome}" + (
+        f": {p.last_error}" if p.last_outcome == "error" and p.last_error else ""
+    )
+
+
+def _outbox_problems(outbox: Outbox, settings: StatusSettings) -> list[str]:
+    problems = []
+    if outbox.failed:
+        problems.append(
+            f"webhooks: {outbox.failed} event(s) failed after their last attempt; "
+            "fix the endpoint, then `ctrip webhooks retry --all-failed`"
+        )
+    age = outbox.oldest_due_age_s
+    if age is not None and age > settings.webhook_max_due_s:
+        problems.append(
+            f"webhooks: the oldest due event has waited {human_age(age)} (limit "
+            f"{human_age(settings.webhook_max_due_s)}); "
+            "is `ctrip deliver-webhooks` running?"
+        )
+    return problems
+
+
+# -- helpers -----------------------------------------------------------------------
+
+
+def _key(job: str, chain: str) -> str:
+    return f"{job}:{chain}" if chain else job
+
+
+def _seconds(delta: timedelta) -> float:
+    return delta.total_seconds()
+
+
+def human_age(seconds: float | None) -> str:
+    """`3h05m`, `7m12s`, `42s`."""
+    if seconds is None:
+        return "?"
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def _aware(value: Any) -> datetime | None:
+    """Aggregates bypass UTCDateTime's result processing; make them aware UTC."""
+    if value is None:
+        return None
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(at, datetime):
+        raise TypeError(f"expected a datetime from the database, got {type(at)}")
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
