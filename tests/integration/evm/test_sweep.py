@@ -50,7 +50,9 @@ FUNDER = ANVIL_ACCOUNTS[0]
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
-def chains_yaml(anvil: Anvil, tokens: TestTokens, *, treasury: str | None = TREASURY) -> str:
+def chains_yaml(
+    anvil: Anvil, tokens: TestTokens, *, treasury: str | None = TREASURY
+) -> str:
     return f"""
 chains:
   local:
@@ -82,15 +84,19 @@ class SweepWorld:
         return self.settings.chain("local")
 
     def token(self, asset: str) -> str:
-        return {"USDC": self.tokens.usdc, "DAI": self.tokens.dai, "USDT": self.tokens.usdt}[
-            asset
-        ]
+        return {
+            "USDC": self.tokens.usdc,
+            "DAI": self.tokens.dai,
+            "USDT": self.tokens.usdt,
+        }[asset]
 
     def session(self) -> Session:
         return db_engine.session_factory(self.engine)()
 
     def payer(self) -> str:
-        return KeyRing(self.settings.mnemonic).address(self.settings.sweep.gas_payer_path)  # type: ignore[arg-type]
+        return KeyRing(self.settings.mnemonic).address(
+            self.settings.sweep.gas_payer_path
+        )  # type: ignore[arg-type]
 
     def fund_payer(self, wei: int = 10**18) -> None:
         send_native(self.anvil, FUNDER, self.payer(), wei)
@@ -118,7 +124,9 @@ class SweepWorld:
             if all(self.payment(i).status == lifecycle.SETTLED for i in ids):
                 return n
             self.anvil.mine(self.cfg.confirmations)
-        raise AssertionError(f"not settled after {max_passes} passes: {self.statuses(ids)}")
+        raise AssertionError(
+            f"not settled after {max_passes} passes: {self.statuses(ids)}"
+        )
 
     def payment(self, payment_id: str) -> Payment:
         with self.session() as s:
@@ -131,11 +139,13 @@ class SweepWorld:
 
     def sweep_rows(self) -> list[SweepTransaction]:
         with self.session() as s:
-            return list(s.scalars(sa.select(SweepTransaction).order_by(SweepTransaction.id)))
+            return list(
+                s.scalars(sa.select(SweepTransaction).order_by(SweepTransaction.id))
+            )
 
 
-@pytest.fixture
-def world(
+@pytest.fixture(name="world")
+def world_fixture(
     anvil_snapshot: Anvil,
     tokens: TestTokens,
     make_settings: Callable[..., Settings],
@@ -191,7 +201,10 @@ def fund_and_confirm(world: SweepWorld, p: Payment, units: int) -> Payment:
             )
         )
         payment.amount_received += units
-        for to, event in (("detected", "payment.detected"), ("confirmed", "payment.confirmed")):
+        for to, event in (
+            ("detected", "payment.detected"),
+            ("confirmed", "payment.confirmed"),
+        ):
             if payment.status != to:
                 assert lifecycle.transition(
                     s, payment, to, now=world.now, reason="test factory", event=event
@@ -225,11 +238,19 @@ def test_native_and_three_token_kinds_settle_without_dust(world: SweepWorld) -> 
     for t in tokens:
         assert balance_of(world.anvil, world.token(t.asset), t.address) == 0
         assert balance_of(world.anvil, world.token(t.asset), TREASURY) == t.amount
-    assert sorted(r.kind for r in rows) == ["native", "token", "token", "token", *["topup"] * 3]
+    assert sorted(r.kind for r in rows) == [
+        "native",
+        "token",
+        "token",
+        "token",
+        *["topup"] * 3,
+    ]
     assert {r.state for r in rows} == {"confirmed"}
     with world.session() as s:
         settled = s.scalars(
-            sa.select(WebhookEvent.payment_id).where(WebhookEvent.type == "payment.settled")
+            sa.select(WebhookEvent.payment_id).where(
+                WebhookEvent.type == "payment.settled"
+            )
         ).all()
     assert sorted(settled) == sorted(ids)
 
@@ -268,10 +289,14 @@ def make_confirmed_no_automine(world: SweepWorld, asset: str, amount: str) -> Pa
 
 
 @sqlite_only
-def test_two_payments_on_one_address_are_swept_in_one_transaction(world: SweepWorld) -> None:
+def test_two_payments_on_one_address_are_swept_in_one_transaction(
+    world: SweepWorld,
+) -> None:
     a = make_confirmed(world, "ETH", "0.4")
     with world.session() as s, s.begin():
-        created = create_payment(s, world.settings, chain="local", asset="ETH", amount="0.6", now=world.now)
+        created = create_payment(
+            s, world.settings, chain="local", asset="ETH", amount="0.6", now=world.now
+        )
         # Tests only: point the second payment at the first one's deposit address.
         s.execute(
             sa.update(Payment)
@@ -284,7 +309,9 @@ def test_two_payments_on_one_address_are_swept_in_one_transaction(world: SweepWo
 
     (row,) = world.sweep_rows()
     with world.session() as s:
-        linked = s.scalars(sa.select(SweepPayment.payment_id).where(SweepPayment.sweep_tx_id == row.id)).all()
+        linked = s.scalars(
+            sa.select(SweepPayment.payment_id).where(SweepPayment.sweep_tx_id == row.id)
+        ).all()
     assert sorted(linked) == sorted([a.id, b.id])
     assert row.amount + row.fee_paid == 10**18
     assert native_balance(world.anvil, a.address) == 0
@@ -344,7 +371,9 @@ def test_empty_gas_payer_is_a_clear_error_and_loses_nothing(world: SweepWorld) -
 
     assert world.payer() in str(err.value)
     assert "m/44'/60'/1'/0/0" in str(err.value)
-    assert [r.kind for r in world.sweep_rows()] == ["native"]  # the native sweep went out
+    assert [r.kind for r in world.sweep_rows()] == [
+        "native"
+    ]  # the native sweep went out
     assert world.payment(usdt.id).status == "confirmed"
     world.fund_payer()
     world.sweep_until_settled([eth.id, usdt.id])
@@ -366,7 +395,11 @@ def test_uneconomic_native_sweep_is_skipped_and_reported(world: SweepWorld) -> N
 def test_late_payment_is_swept_once_its_funds_are_deep(world: SweepWorld) -> None:
     p = make_confirmed(world, "ETH", "1")
     with world.session() as s, s.begin():
-        s.execute(sa.update(Payment).where(Payment.id == p.id).values(status="expired", late=True))
+        s.execute(
+            sa.update(Payment)
+            .where(Payment.id == p.id)
+            .values(status="expired", late=True)
+        )
 
     world.sweep_until_settled([p.id])
 
@@ -389,7 +422,8 @@ def test_dry_run_plans_and_writes_nothing(world: SweepWorld) -> None:
 
     result = world.sweep(dry_run=True)
 
-    assert result.dry_run and result.planned == 2 and result.signed == 0
+    assert result.dry_run
+    assert (result.planned, result.signed) == (2, 0)
     kinds = sorted((i.kind, i.asset, i.action) for i in result.plan)
     assert kinds == [
         ("native", "ETH", "sweep"),

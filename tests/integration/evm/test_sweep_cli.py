@@ -1,0 +1,98 @@
+"""`ctrip sweep` through the CLI on anvil: JSON shape, exit codes, dry run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from ctrip_cli.db.models import JobRun, SweepTransaction
+from tests.integration.evm.test_sweep import (
+    SweepWorld,
+    chains_yaml,
+    make_confirmed,
+    world_fixture,
+)
+
+world = world_fixture  # the fixture, shared with test_sweep.py
+
+pytestmark = [
+    pytest.mark.evm,
+    pytest.mark.parametrize("db_url", ["sqlite"], indirect=True),
+]
+
+Ctrip = Callable[..., Any]
+
+
+def _env(world: SweepWorld, **extra: str) -> dict[str, str]:
+    return {"CTRIP_CHAINS_FILE": str(world.settings.chains_file), **extra}
+
+
+def test_sweep_json_reports_one_object(world: SweepWorld, ctrip: Ctrip) -> None:
+    make_confirmed(world, "ETH", "1")
+
+    result = ctrip("sweep", "--chain", "local", "--json", env=_env(world))
+
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert {k: out[k] for k in ("job", "chain", "skipped", "planned", "signed")} == {
+        "job": "sweep",
+        "chain": "local",
+        "skipped": None,
+        "planned": 1,
+        "signed": 1,
+    }
+    for key in ("broadcast", "confirmed", "settled", "replaced", "skipped_uneconomic"):
+        assert isinstance(out[key], int)
+    with world.session() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(JobRun)) == 1
+
+
+def test_dry_run_prints_the_plan_and_records_no_run(
+    world: SweepWorld, ctrip: Ctrip
+) -> None:
+    p = make_confirmed(world, "ETH", "1")
+
+    result = ctrip("sweep", "--chain", "local", "--dry-run", env=_env(world))
+
+    assert result.exit_code == 0, result.output
+    assert "dry run" in result.stdout
+    assert p.address in result.stdout
+    with world.session() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(JobRun)) == 0
+        assert s.scalar(sa.select(sa.func.count()).select_from(SweepTransaction)) == 0
+
+
+def test_empty_gas_payer_exits_1_naming_it(world: SweepWorld, ctrip: Ctrip) -> None:
+    make_confirmed(world, "USDC", "3")
+
+    result = ctrip("sweep", "--chain", "local", "--json", env=_env(world))
+
+    assert result.exit_code == 1
+    assert "InsufficientFundsError" in result.stderr
+    assert world.payer() in result.stderr
+    assert result.stdout == ""
+    assert world.sweep_rows() == []
+
+
+def test_unset_treasury_exits_2(
+    world: SweepWorld, ctrip: Ctrip, tmp_path: Path
+) -> None:
+    chains = tmp_path / "no-treasury.yaml"
+    chains.write_text(chains_yaml(world.anvil, world.tokens, treasury=None))
+
+    result = ctrip("sweep", "--chain", "local", env={"CTRIP_CHAINS_FILE": str(chains)})
+
+    assert result.exit_code == 2
+    assert "chains.local.treasury" in result.stderr
+
+
+def test_missing_mnemonic_exits_2(world: SweepWorld, ctrip: Ctrip) -> None:
+    result = ctrip("sweep", "--chain", "local", env=_env(world, CTRIP_MNEMONIC=""))
+
+    assert result.exit_code == 2
+    assert "CTRIP_MNEMONIC" in result.stderr
