@@ -167,6 +167,8 @@ class WebhookSettings(_Model):
     max_in_flight: int = Field(default=64, ge=1)
     per_endpoint: int = Field(default=8, ge=1)
     lease_s: int = Field(default=120, ge=1)
+    # Delay after failed attempt 1, 2, ...; jittered ±15 %. 1 + len() attempts in all.
+    retry_ladder_s: tuple[float, ...] = (5, 300, 1_800, 7_200, 18_000, 36_000, 36_000)
 
 
 class StatusSettings(_Model):

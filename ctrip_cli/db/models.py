@@ -202,8 +202,12 @@ class WebhookEvent(Base):
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Attempts since the last `webhooks retry`: indexes the retry ladder.
+    attempts_in_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The claim: which run holds the event and until when (a crashed run's claim expires).
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(40))
     last_error: Mapped[str | None] = mapped_column(Text)
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -211,6 +215,8 @@ class WebhookEvent(Base):
 
 
 class WebhookAttempt(Base):
+    """One delivery attempt: what was sent where, and what came back."""
+
     __tablename__ = "webhook_attempts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(
@@ -222,6 +228,7 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     response_excerpt: Mapped[str | None] = mapped_column(Text)
+    endpoint: Mapped[str | None] = mapped_column(String(255))
 
 
 class SweepTransaction(Base):

@@ -6,10 +6,11 @@ Dialect differences (upserts, row locking) stay in this module.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -24,6 +25,8 @@ from ctrip_cli.db.models import (
     SweepPayment,
     SweepTransaction,
     Transfer,
+    UTCDateTime,
+    WebhookAttempt,
     WebhookEvent,
 )
 
@@ -313,3 +316,188 @@ def count_sweep_txs_by_state(session: Session, chain: str | None = None) -> dict
     if chain is not None:
         stmt = stmt.where(SweepTransaction.chain == chain)
     return {state: int(n) for state, n in session.execute(stmt).all()}
+
+
+# --- webhook outbox (deliver-webhooks, webhooks list/retry, status) ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class DueEvent:
+    """A claimed outbox event: what a delivery needs, plus its payment's chain."""
+
+    id: str
+    type: str
+    url: str | None
+    body: str
+    attempts: int
+    attempts_in_round: int
+    chain: str | None
+
+
+def claim_due_events(
+    session: Session, *, now: datetime, limit: int, owner: str, lease_until: datetime
+) -> list[DueEvent]:
+    """Lease up to `limit` due events to `owner`, oldest due first.
+
+    PostgreSQL skips rows another claimer has locked (`FOR UPDATE SKIP LOCKED`);
+    SQLite ignores the clause, and its `BEGIN IMMEDIATE` serialises claimers. Commit
+    the claim before sending: the lease, not the transaction, protects the event.
+    """
+    free = or_(WebhookEvent.lease_until.is_(None), WebhookEvent.lease_until < now)
+    ids = list(
+        session.scalars(
+            select(WebhookEvent.id)
+            .where(WebhookEvent.status == "pending", WebhookEvent.next_attempt_at <= now, free)
+            .order_by(WebhookEvent.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not ids:
+        return []
+    session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_(ids))
+        .values(lease_until=lease_until, lease_owner=owner)
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.execute(
+        select(
+            WebhookEvent.id,
+            WebhookEvent.type,
+            WebhookEvent.url,
+            WebhookEvent.body,
+            WebhookEvent.attempts,
+            WebhookEvent.attempts_in_round,
+            Payment.chain,
+        )
+        .outerjoin(Payment, Payment.id == WebhookEvent.payment_id)
+        .where(WebhookEvent.id.in_(ids))
+        .order_by(WebhookEvent.next_attempt_at, WebhookEvent.id)
+    )
+    return [DueEvent(*row) for row in rows]
+
+
+def record_webhook_results(
+    session: Session,
+    *,
+    owner: str,
+    attempts: Sequence[dict[str, Any]],
+    updates: Sequence[dict[str, Any]],
+) -> int:
+    """Insert attempt rows and apply each event update while `owner` still holds it.
+
+    Every update also clears the lease. Returns how many events were updated; an
+    event whose lease was lost (another run took it over) keeps the other run's state.
+    """
+    if attempts:
+        session.execute(insert(WebhookAttempt), list(attempts))
+    kept = 0
+    for values in updates:
+        result = session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == values["id"], WebhookEvent.lease_owner == owner)
+            .values(
+                {k: v for k, v in values.items() if k != "id"}
+                | {"lease_until": None, "lease_owner": None}
+            )
+            .execution_options(synchronize_session=False)
+        )
+        kept += int(getattr(result, "rowcount", 0) or 0)
+    return kept
+
+
+def _due_at() -> Any:
+    # An event leased by a live run is due again only when its lease expires.
+    leased = and_(
+        WebhookEvent.lease_until.is_not(None),
+        WebhookEvent.lease_until > WebhookEvent.next_attempt_at,
+    )
+    return case((leased, WebhookEvent.lease_until), else_=WebhookEvent.next_attempt_at)
+
+
+def next_webhook_due_at(session: Session) -> datetime | None:
+    """When the earliest pending event becomes claimable (None: nothing pending)."""
+    stmt = select(func.min(_due_at(), type_=UTCDateTime())).where(
+        WebhookEvent.status == "pending"
+    )
+    value: datetime | None = session.scalar(stmt)
+    return value
+
+
+def list_webhook_events(
+    session: Session, *, status: str | None, limit: int
+) -> list[WebhookEvent]:
+    """Newest first."""
+    stmt = select(WebhookEvent).order_by(WebhookEvent.created_at.desc(), WebhookEvent.id)
+    if status is not None:
+        stmt = stmt.where(WebhookEvent.status == status)
+    return list(session.scalars(stmt.limit(limit)))
+
+
+def get_webhook_event(session: Session, event_id: str) -> WebhookEvent | None:
+    return session.get(WebhookEvent, event_id)
+
+
+def webhook_attempts(session: Session, event_id: str) -> list[WebhookAttempt]:
+    stmt = select(WebhookAttempt).where(WebhookAttempt.event_id == event_id)
+    return list(session.scalars(stmt.order_by(WebhookAttempt.id)))
+
+
+def requeue_webhook_events(
+    session: Session,
+    *,
+    now: datetime,
+    ids: Sequence[str] | None = None,
+    statuses: Sequence[str] | None = None,
+) -> list[str]:
+    """Make events pending and due now with a fresh retry ladder; history is kept.
+
+    Selects by `ids`, by `statuses`, or both. Returns the ids requeued.
+    """
+    conditions = []
+    if ids is not None:
+        conditions.append(WebhookEvent.id.in_(list(ids)))
+    if statuses is not None:
+        conditions.append(WebhookEvent.status.in_(list(statuses)))
+    if not conditions:
+        return []
+    result = session.execute(
+        update(WebhookEvent)
+        .where(*conditions)
+        .values(status="pending", next_attempt_at=now, attempts_in_round=0)
+        .returning(WebhookEvent.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(result.scalars())
+
+
+def outbox_summary(session: Session, now: datetime) -> dict[str, Any]:
+    """The outbox at a glance, for `status`.
+
+    Returns:
+        `pending` (depth), `due` (pending and due now), `retrying` (pending after a
+        failed attempt), `failed`, `skipped` (no URL configured), `delivered`, and
+        `oldest_due_age_s` (seconds the oldest due event has waited; None if none due).
+    """
+    pending = WebhookEvent.status == "pending"
+    due = and_(pending, WebhookEvent.next_attempt_at <= now)
+    row = session.execute(
+        select(
+            func.count().filter(pending),
+            func.count().filter(due),
+            func.count().filter(and_(pending, WebhookEvent.attempts_in_round > 0)),
+            func.count().filter(WebhookEvent.status == "failed"),
+            func.count().filter(WebhookEvent.status == "skipped"),
+            func.count().filter(WebhookEvent.status == "delivered"),
+        )
+    ).one()
+    oldest: datetime | None = session.scalar(
+        select(func.min(WebhookEvent.next_attempt_at, type_=UTCDateTime())).where(due)
+    )
+    keys = ("pending", "due", "retrying", "failed", "skipped", "delivered")
+    summary: dict[str, Any] = {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
+    summary["oldest_due_age_s"] = (
+        None if oldest is None else max(0, int((now - oldest).total_seconds()))
+    )
+    return summary

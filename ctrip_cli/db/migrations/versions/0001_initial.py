@@ -177,8 +177,10 @@ def upgrade() -> None:
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('attempts_in_round', sa.Integer(), server_default='0', nullable=False),
     sa.Column('next_attempt_at', ctrip_cli.db.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('lease_until', ctrip_cli.db.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_owner', sa.String(length=40), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('last_status_code', sa.Integer(), nullable=True),
     sa.Column('created_at', ctrip_cli.db.models.UTCDateTime(timezone=True), nullable=False),
@@ -199,6 +201,7 @@ def upgrade() -> None:
     sa.Column('status_code', sa.Integer(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('response_excerpt', sa.Text(), nullable=True),
+    sa.Column('endpoint', sa.String(length=255), nullable=True),
     sa.ForeignKeyConstraint(['event_id'], ['webhook_events.id'], ),
     sa.PrimaryKeyConstraint('id')
     )

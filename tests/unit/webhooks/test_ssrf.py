@@ -1,0 +1,103 @@
+"""The SSRF guard: address classes, embedded IPv4 forms, and resolution tricks."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+
+import pytest
+
+from ctrip_cli.webhooks import ssrf
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",  # cloud metadata
+        "0.0.0.0",  # noqa: S104 - an address under test, not a bind
+        "100.64.0.1",  # CGNAT
+        "224.0.0.1",  # multicast
+        "240.0.0.1",  # reserved
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "::ffff:10.0.0.1",
+        "::ffff:169.254.169.254",
+        "::127.0.0.1",  # IPv4-compatible
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "2002:a00:1::",  # 6to4 of 10.0.0.1
+    ],
+)
+def test_non_public_addresses_are_refused(address):
+    assert ssrf.refusal(ipaddress.ip_address(address)) is not None
+
+
+@pytest.mark.parametrize(
+    "address", ["93.184.215.14", "1.1.1.1", "2606:4700::1111", "::ffff:1.1.1.1"]
+)
+def test_public_addresses_pass(address):
+    assert ssrf.refusal(ipaddress.ip_address(address)) is None
+
+
+def test_embedded_address_is_named_in_the_reason():
+    reason = ssrf.refusal(ipaddress.ip_address("::ffff:127.0.0.1"))
+    assert reason is not None
+    assert "127.0.0.1" in reason
+
+
+def test_a_host_with_any_private_answer_is_refused():
+    with pytest.raises(ssrf.UnsafeAddressError, match=r"10\.0\.0\.1"):
+        ssrf.check_addresses("mixed.example", ["1.1.1.1", "10.0.0.1"])
+    assert ssrf.check_addresses("ok.example", ["1.1.1.1", "2606:4700::1111"]) == [
+        "1.1.1.1",
+        "2606:4700::1111",
+    ]
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "localhost",
+        "127.1",
+        "2130706433",
+        "0x7f000001",
+        "0177.0.0.1",
+        "::1",
+        "::ffff:127.0.0.1",
+    ],
+)
+def test_resolver_tricks_still_land_on_refused_addresses(host):
+    # Decimal, hex, octal and short forms resolve (glibc inet_aton) to 127.0.0.1; the
+    # guard checks what they resolve to, not how they are spelled.
+    backend = ssrf.GuardedBackend(allow_private=False)
+    with pytest.raises(ssrf.UnsafeAddressError, match="refused unless"):
+        asyncio.run(backend.resolve(host, 80))
+
+
+def test_private_targets_resolve_when_allowed():
+    backend = ssrf.GuardedBackend(allow_private=True)
+    assert "127.0.0.1" in asyncio.run(backend.resolve("2130706433", 80))
+
+
+@pytest.mark.parametrize(
+    ("url", "https", "problem"),
+    [
+        ("https://example.com/hook", True, None),
+        ("http://example.com/hook", False, None),
+        ("http://example.com/hook", True, "plain http is refused"),
+        ("ftp://example.com/", False, "not an http(s) URL"),
+        ("https:///nohost", False, "not an http(s) URL"),
+        ("https://example.com:99999/", False, "not a valid URL"),
+    ],
+)
+def test_url_rules_before_any_lookup(url, https, problem):
+    found = ssrf.url_problem(url, require_https=https)
+    assert found == problem if problem is None else problem in (found or "")
