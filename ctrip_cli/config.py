@@ -147,6 +147,11 @@ class ChainConfig(_Model):
 class ScanSettings(_Model):
     underpayment_tolerance_bps: int = Field(default=0, ge=0, le=10_000)
     address_chunk: int = Field(default=1_000, ge=1, le=10_000)
+    # More recipient filters than this per range: fetch the token contracts' Transfer
+    # logs unfiltered and match locally (cheaper than ceil(n/address_chunk) queries).
+    max_filter_chunks: int = Field(default=4, ge=1)
+    # Expired payments stay watched this long, so late funds are still detected.
+    late_window_s: int = Field(default=7 * 86_400, ge=0)
 
 
 class SweepSettings(_Model):

@@ -88,9 +88,11 @@ def main() -> None:
 
 def _register() -> None:
     # Importing a command module registers its commands on the apps above.
+    import ctrip_cli.cli.confirm
     import ctrip_cli.cli.db
     import ctrip_cli.cli.deliver_webhooks
     import ctrip_cli.cli.payments
+    import ctrip_cli.cli.scan
     import ctrip_cli.cli.status
     import ctrip_cli.cli.sweep
     import ctrip_cli.cli.webhooks  # noqa: F401

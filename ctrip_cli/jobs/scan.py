@@ -1,0 +1,443 @@
+"""One scan pass: read new blocks up to the head, record matching transfers, credit
+payments, rewind on reorgs. Each block batch commits its transfers, payment updates,
+history, outbox events, block hashes and the cursor in ONE transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from ctrip_cli import lifecycle
+from ctrip_cli.chain.client import (
+    BlockHeader,
+    ChainClient,
+    NativeTransfer,
+    TokenTransfer,
+)
+from ctrip_cli.config import ChainConfig, ScanSettings
+from ctrip_cli.db import scan_queries as sq
+from ctrip_cli.errors import ChainError, ReorgTooDeepError, RpcUnavailableError
+from ctrip_cli.jobs import crediting
+
+log = logging.getLogger("ctrip.scan")
+WATCHED = (lifecycle.PENDING, lifecycle.DETECTED, lifecycle.CONFIRMED)
+MAX_BACKFILL_BLOCKS = 100_000
+_RETRIES_ON_MOVE = 3
+Progress = Callable[[int, int], None]
+Transfer = TokenTransfer | NativeTransfer
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    job: str
+    chain: str
+    skipped: str | None
+    from_block: int | None = None
+    to_block: int | None = None
+    head: int | None = None
+    blocks_scanned: int = 0
+    transfers_recorded: int = 0
+    payments_detected: int = 0
+    payments_late: int = 0
+    payments_reorged: int = 0
+    reorg_rewound_to: int | None = None
+    lagging: bool = False
+    rpc_round_trips: int = 0
+
+
+@dataclass(slots=True)
+class _Watch:
+    """Addresses (lowercase) that may receive funds, loaded once per pass."""
+
+    native: set[str] = field(default_factory=set)
+    tokens: dict[str, str] = field(default_factory=dict)  # lowercase → checksummed
+    token_recipients: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Tally:
+    blocks: int = 0
+    recorded: int = 0
+    detected: int = 0
+    late: int = 0
+    reorged: int = 0
+
+    def add(self, c: crediting.Credited) -> None:
+        self.detected += c.detected
+        self.late += c.late
+        self.reorged += c.reorged
+
+
+class _ChainMoved(Exception):
+    """The chain changed while a batch was read; the batch is read again."""
+
+
+class _Reorged(Exception):
+    """The block before the batch is no longer canonical: the next pass rewinds."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    session: Session
+    chain: ChainClient
+    cfg: ChainConfig
+    settings: ScanSettings
+    now: datetime
+    watch: _Watch
+    progress: Progress | None
+
+
+def skipped(chain: str, reason: str) -> ScanResult:
+    return ScanResult(job="scan", chain=chain, skipped=reason)
+
+
+def run(
+    session: Session,
+    chain: ChainClient,
+    *,
+    cfg: ChainConfig,
+    now: datetime,
+    settings: ScanSettings,
+    from_block: int | None = None,
+    to_block: int | None = None,
+    progress: Progress | None = None,
+) -> ScanResult:
+    """Scan from the cursor (or `from_block`) up to the head (or `to_block`).
+
+    Raises:
+        ChainError: the RPC endpoints failed, serve another chain, or the fork is
+            deeper than `reorg_depth_blocks` (ReorgTooDeepError).
+        DatabaseError: the database failed.
+    """
+    chain.check_chain_id()
+    head = chain.head()
+    with session.begin():
+        watch = _load_watch(session, cfg, now, settings)
+        cursor = sq.get_cursor(session, cfg.name)
+        fresh_start = _initial_start(session, cfg, head, now) if cursor is None else 0
+    p = _Pass(session, chain, cfg, settings, now, watch, progress)
+    tally = _Tally()
+    if from_block is None and cursor is not None and head < cursor[0]:
+        log.warning(
+            "chain %s: node head #%d is behind the cursor #%d: lagging",
+            cfg.name,
+            head,
+            cursor[0],
+        )
+        return _result(p, tally, None, None, head, None, lagging=True)
+    rewound: int | None = None
+    prev_hash: str | None = None
+    if from_block is not None:
+        start = from_block
+    elif cursor is None:
+        start = fresh_start
+    else:
+        rewound, prev_hash = _check_cursor(p, cursor, tally)
+        start = (cursor[0] if rewound is None else rewound) + 1
+        cursor = cursor if rewound is None else (rewound, prev_hash)
+    end = head if to_block is None else min(to_block, head)
+    scan = _Range(rescan=from_block is not None, cursor=cursor, prev_hash=prev_hash)
+    last = _scan_range(p, start, end, scan, tally)
+    return _result(p, tally, start, last, head, rewound)
+
+
+@dataclass(slots=True)
+class _Range:
+    """Where a pass stands: whether it rescans, the cursor, the last block's hash."""
+
+    rescan: bool
+    cursor: tuple[int, str] | None
+    prev_hash: str | None
+
+    def moves_cursor(self, a: int, b: int) -> bool:
+        # A rescan moves the cursor only when it extends it without a gap.
+        return not self.rescan or (
+            self.cursor is not None and a - 1 <= self.cursor[0] < b
+        )
+
+
+def _result(
+    p: _Pass,
+    t: _Tally,
+    start: int | None,
+    last: int | None,
+    head: int,
+    rewound: int | None,
+    *,
+    lagging: bool = False,
+) -> ScanResult:
+    scanned = last is not None and start is not None and last >= start
+    return ScanResult(
+        job="scan",
+        chain=p.cfg.name,
+        skipped=None,
+        from_block=start if scanned else None,
+        to_block=last if scanned else None,
+        head=head,
+        blocks_scanned=t.blocks,
+        transfers_recorded=t.recorded,
+        payments_detected=t.detected,
+        payments_late=t.late,
+        payments_reorged=t.reorged,
+        reorg_rewound_to=rewound,
+        lagging=lagging,
+        rpc_round_trips=int(getattr(p.chain, "round_trips", 0)),
+    )
+
+
+def _load_watch(
+    session: Session, cfg: ChainConfig, now: datetime, s: ScanSettings
+) -> _Watch:
+    rows = sq.watched_addresses(
+        session,
+        cfg.name,
+        statuses=WATCHED,
+        expired_since=now - timedelta(seconds=s.late_window_s),
+    )
+    watch = _Watch(tokens={t.address.lower(): t.address for t in cfg.tokens.values()})
+    for address, token in rows:
+        if token is None:
+            watch.native.add(address.lower())
+        elif token.lower() in watch.tokens:
+            watch.token_recipients.add(address.lower())
+    return watch
+
+
+def _initial_start(session: Session, cfg: ChainConfig, head: int, now: datetime) -> int:
+    """A fresh chain starts at `start_block`, else `reorg_depth_blocks` below the head,
+    reaching further back (by `block_time_s`, at most MAX_BACKFILL_BLOCKS) to cover the
+    oldest open payment."""
+    if cfg.start_block is not None:
+        return cfg.start_block
+    back = cfg.reorg_depth_blocks
+    oldest = sq.oldest_open_created_at(session, cfg.name, WATCHED)
+    if oldest is not None:
+        age_s = max((now - oldest).total_seconds(), 0.0)
+        back = max(
+            back, min(math.ceil(age_s / cfg.block_time_s) + 1, MAX_BACKFILL_BLOCKS)
+        )
+    return max(head - back, 0)
+
+
+def _check_cursor(
+    p: _Pass, cursor: tuple[int, str], tally: _Tally
+) -> tuple[int | None, str]:
+    """(block rewound to or None, hash of the block the scan continues from)."""
+    number, stored = cursor
+    now_hash = p.chain.block_hashes([number]).get(number)
+    if now_hash is None or now_hash == stored:
+        return None, stored
+    return _rewind(p, number, tally)
+
+
+def _rewind(p: _Pass, number: int, tally: _Tally) -> tuple[int, str]:
+    """Find the common ancestor in the kept window, drop orphaned transfers, recredit."""
+    depth = p.cfg.reorg_depth_blocks
+    with p.session.begin():
+        kept = sq.scanned_hashes(p.session, p.cfg.name, since=number - depth)
+    canonical = p.chain.block_hashes(kept)
+    ancestor = max((n for n, h in kept.items() if canonical.get(n) == h), default=None)
+    if ancestor is None:
+        raise ReorgTooDeepError(
+            block=number, depth=depth, safe=max(number - 2 * depth, 0)
+        )
+    log.warning(
+        "chain %s: reorg below #%d; rewinding to #%d", p.cfg.name, number, ancestor
+    )
+    with p.session.begin():
+        affected = sq.delete_transfers_above(p.session, p.cfg.name, ancestor)
+        sq.forget_blocks_above(p.session, p.cfg.name, ancestor)
+        sq.set_cursor(p.session, p.cfg.name, ancestor, kept[ancestor], p.now)
+        tally.add(_credit(p, affected, reason=f"reorg: rewound to #{ancestor}"))
+    return ancestor, kept[ancestor]
+
+
+def _credit(p: _Pass, ids: set[str], *, reason: str) -> crediting.Credited:
+    return crediting.credit(
+        p.session,
+        ids,
+        now=p.now,
+        tolerance_bps=p.settings.underpayment_tolerance_bps,
+        reason=reason,
+    )
+
+
+def _scan_range(
+    p: _Pass, start: int, end: int, scan: _Range, tally: _Tally
+) -> int | None:
+    """Read [start, end] in adaptive batches; returns the last block committed."""
+    size = p.cfg.max_block_range
+    last: int | None = None
+    a = start
+    while a <= end:
+        b = min(a + size - 1, end)
+        began = time.monotonic()
+        try:
+            headers, found = _read_batch(p, a, b, scan.prev_hash)
+        except _Reorged:
+            log.warning(
+                "chain %s: reorg below #%d during the pass; next pass rewinds",
+                p.cfg.name,
+                a,
+            )
+            break
+        except RpcUnavailableError:
+            if size == 1:
+                raise
+            size = max(size // 2, 1)  # timeouts: the node may choke on the range
+            continue
+        _commit_batch(p, a, b, headers, found, tally, scan)
+        last, scan.prev_hash, a = b, headers[-1].hash, b + 1
+        if p.progress is not None:
+            p.progress(b - start + 1, end - start + 1)
+        if time.monotonic() - began < 2.0:
+            size = min(size * 2, p.cfg.max_block_range)
+    return last
+
+
+def _read_batch(
+    p: _Pass, a: int, b: int, prev_hash: str | None
+) -> tuple[list[BlockHeader], list[Transfer]]:
+    for _ in range(_RETRIES_ON_MOVE):
+        try:
+            return _read_once(p, a, b, prev_hash)
+        except _ChainMoved:
+            log.info(
+                "chain %s: the chain moved while reading #%d-#%d; reading again",
+                p.cfg.name,
+                a,
+                b,
+            )
+    raise ChainError(
+        f"chain {p.cfg.name!r} kept reorganising while #{a:,}-#{b:,} was read; rerun the scan"
+    )
+
+
+def _read_once(
+    p: _Pass, a: int, b: int, prev_hash: str | None
+) -> tuple[list[BlockHeader], list[Transfer]]:
+    """Headers of the batch's top window, then its transfers, then the tip again.
+
+    Blocks deeper than the window would need a fork deeper than `reorg_depth_blocks`,
+    which the next pass reports as ReorgTooDeepError.
+    """
+    lo = max(a, b - p.cfg.reorg_depth_blocks + 1)
+    headers = p.chain.block_headers(range(lo, b + 1))
+    _check_links(headers, prev_hash if lo == a else None)
+    found: list[Transfer] = []
+    if p.watch.token_recipients:
+        chunks = math.ceil(len(p.watch.token_recipients) / p.settings.address_chunk)
+        recipients = (
+            p.watch.token_recipients if chunks <= p.settings.max_filter_chunks else None
+        )
+        logs = p.chain.token_transfers(a, b, list(p.watch.tokens.values()), recipients)
+        found.extend(
+            t for t in logs if t.to_address.lower() in p.watch.token_recipients
+        )
+    if p.watch.native:
+        found.extend(p.chain.native_transfers(a, b, p.watch.native))
+    by_number = {h.number: h.hash for h in headers}
+    if any(
+        t.block_number >= lo and by_number[t.block_number] != t.block_hash
+        for t in found
+    ):
+        raise _ChainMoved
+    if p.chain.block_hashes([b]).get(b) != headers[-1].hash:
+        raise _ChainMoved
+    return headers, found
+
+
+def _check_links(headers: list[BlockHeader], prev_hash: str | None) -> None:
+    if prev_hash is not None and headers and headers[0].parent_hash != prev_hash:
+        raise _Reorged
+    for parent, child in itertools.pairwise(headers):
+        if child.parent_hash != parent.hash:
+            raise _ChainMoved
+
+
+def _commit_batch(
+    p: _Pass,
+    a: int,
+    b: int,
+    headers: list[BlockHeader],
+    found: list[Transfer],
+    tally: _Tally,
+    scan: _Range,
+) -> None:
+    name = p.cfg.name
+    with p.session.begin():
+        rows, affected = _rows(p, found)
+        if scan.rescan:
+            affected |= _drop_stale(p, a, b, headers, found)
+        tally.recorded += sq.insert_transfers(p.session, rows)
+        tally.add(_credit(p, affected, reason=f"transfers in #{a:,}-#{b:,}"))
+        window = [(h.number, h.hash, h.parent_hash) for h in headers]
+        sq.replace_scanned_blocks(
+            p.session, name, window, keep_from=b - p.cfg.reorg_depth_blocks
+        )
+        if scan.moves_cursor(a, b):
+            sq.set_cursor(p.session, name, b, headers[-1].hash, p.now)
+            scan.cursor = (b, headers[-1].hash)
+    tally.blocks += b - a + 1
+
+
+def _rows(p: _Pass, found: list[Transfer]) -> tuple[list[dict[str, object]], set[str]]:
+    """Transfer rows attributed to payments; transfers of assets nobody waits for drop."""
+    if not found:
+        return [], set()
+    candidates: dict[tuple[str, str | None], list[object]] = {}
+    for row in sq.payments_at(p.session, p.cfg.name, {t.to_address for t in found}):
+        key = (
+            row.address.lower(),
+            row.token_address.lower() if row.token_address else None,
+        )
+        candidates.setdefault(key, []).append(row)
+    rows: list[dict[str, object]] = []
+    for t in found:
+        token = t.token_address.lower() if isinstance(t, TokenTransfer) else None
+        payment_id = crediting.owner(candidates.get((t.to_address.lower(), token), []))
+        if payment_id is None:
+            continue
+        rows.append(
+            {
+                "chain": p.cfg.name,
+                "tx_hash": t.tx_hash,
+                "log_index": t.log_index,
+                "block_number": t.block_number,
+                "block_hash": t.block_hash,
+                "from_address": t.from_address,
+                "to_address": t.to_address,
+                "token_address": t.token_address
+                if isinstance(t, TokenTransfer)
+                else None,
+                "amount": t.amount,
+                "payment_id": payment_id,
+                "created_at": p.now,
+            }
+        )
+    return rows, {str(r["payment_id"]) for r in rows}
+
+
+def _drop_stale(
+    p: _Pass, a: int, b: int, headers: list[BlockHeader], found: list[Transfer]
+) -> set[str]:
+    """Rescans: delete recorded transfers of [a, b] whose block is no longer canonical."""
+    recorded = sq.transfer_blocks(p.session, p.cfg.name, a, b)
+    if not recorded:
+        return set()
+    canonical: dict[int, str | None] = {h.number: h.hash for h in headers}
+    canonical.update({t.block_number: t.block_hash for t in found})
+    missing = [n for n in recorded if n not in canonical]
+    canonical.update(p.chain.block_hashes(missing))
+    stale = {
+        (n, h) for n, hashes in recorded.items() for h in hashes if h != canonical[n]
+    }
+    return sq.delete_transfers_in_blocks(p.session, p.cfg.name, stale)
