@@ -231,7 +231,9 @@ def _passes(r: StatusResult) -> Iterator[Metric]:
         ),
     }
     numbers = _gauge(
-        "ctrip_pass_last_result", "Numbers the last pass reported.", [*labels, "field"]
+        "ctrip_pass_last_result",
+        "Numbers the last successful pass reported.",
+        [*labels, "field"],
     )
     for p in r.passes.values():
         key = [p.job, p.chain]

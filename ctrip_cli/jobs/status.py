@@ -26,8 +26,8 @@ from ctrip_cli.db import queries
 from ctrip_cli.db.models import JobRun, Payment, SweepTransaction, WebhookEvent
 
 # sweep_transactions states that still need the chain to act (see models.SweepTransaction).
-SWEEP_IN_FLIGHT = ("held", "signed", "pending", "mined")
-WEBHOOK_FINAL = ("delivered", "failed")
+SWEEP_IN_FLIGHT = queries.SWEEP_LIVE_STATES
+WEBHOOK_FINAL = ("delivered", "failed", "skipped")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ class PassStatus:
     last_success: datetime | None
     last_failure: datetime | None
     last_error: str | None
-    last_summary: dict[str, Any] | None
+    last_summary: dict[str, Any] | None  # what the last successful pass reported
     runs: dict[str, int]  # by outcome, over the whole job_runs history
     duration_sum_s: float
 
@@ -410,7 +410,7 @@ def _pass(
         last_success=None if ok is None else ok.finished_at or ok.started_at,
         last_failure=None if bad is None else bad.finished_at or bad.started_at,
         last_error=None if bad is None else bad.error,
-        last_summary=_summary(last.summary),
+        last_summary=None if ok is None else _summary(ok.summary),
         runs=runs,
         duration_sum_s=round(duration_sum_s, 3),
     )
