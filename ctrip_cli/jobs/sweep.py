@@ -99,6 +99,9 @@ class _Pass:
     blocked: list[str] = field(default_factory=list)
     nonces: dict[str, int] = field(default_factory=dict)
     payer_spent_wei: int = 0
+    # Read once per pass: fees, the native transfer's gas, the gas payer's balance.
+    cache: dict[str, Any] = field(default_factory=dict)
+    payer_balance_wei: int | None = None
 
     @property
     def chain(self) -> str:
@@ -356,7 +359,7 @@ def _replace(
 ) -> None:
     """Sign a same-nonce replacement with bumped fees (the old attempt may still win)."""
     old = tx.Fees(latest.max_fee_per_gas, latest.max_priority_fee_per_gas)
-    floor = _native_fees(ctx) if old.legacy else tx.fees(ctx.rpc, eip1559=True)
+    floor = _native_fees(ctx) if old.legacy else _fees(ctx, eip1559=True)
     new = old.bumped(ctx.settings.fee_bump_bps, floor)
     amount = latest.amount
     if latest.kind == NATIVE:  # the fee comes out of the swept value
@@ -446,7 +449,7 @@ def _plan_native(ctx: _Pass, payments: list[Payment]) -> None:
     first = payments[0]
     received = sum(p.amount_received for p in payments)
     total = min(tx.balance(ctx.rpc, first.address), received)
-    gas_limit = tx.estimate_gas(ctx.rpc, sender=first.address, to=ctx.treasury, value=1)
+    gas_limit = _native_gas(ctx, first.address)
     fees = _native_fees(ctx)
     fee = fees.cost_wei(gas_limit)
     value = total - fee
@@ -487,7 +490,7 @@ def _plan_token(ctx: _Pass, payments: list[Payment], token: str) -> None:
     data = tx.transfer_data(ctx.treasury, amount)
     estimate = tx.estimate_gas(ctx.rpc, sender=first.address, to=token, data=data)
     gas_limit = estimate + estimate * TOKEN_GAS_MARGIN_BPS // 10_000
-    fees = tx.fees(ctx.rpc, eip1559=ctx.cfg.eip1559)
+    fees = _fees(ctx, eip1559=ctx.cfg.eip1559)
     need = fees.cost_wei(gas_limit) - tx.balance(ctx.rpc, first.address)
     # No price oracle: a token sweep is never skipped as uneconomic; its gas is reported.
     action = "top up gas, then sweep" if need > 0 else "sweep"
@@ -551,7 +554,7 @@ def _sign_topup(
     ctx: _Pass, to: str, value: int, purpose: str
 ) -> SweepTransaction | None:
     """Sign (not commit) exactly `value` wei from the gas payer to `to`; None if it is short."""
-    fees = tx.fees(ctx.rpc, eip1559=ctx.cfg.eip1559)
+    fees = _fees(ctx, eip1559=ctx.cfg.eip1559)
     if not _payer_can_fund(ctx, value + fees.cost_wei(tx.NATIVE_GAS)):
         return None
     payer = ctx.keys.address(ctx.settings.gas_payer_path)
@@ -573,7 +576,9 @@ def _sign_topup(
 
 def _payer_can_fund(ctx: _Pass, wei: int) -> bool:
     payer = ctx.keys.address(ctx.settings.gas_payer_path)
-    available = tx.balance(ctx.rpc, payer, "pending") - ctx.payer_spent_wei
+    if ctx.payer_balance_wei is None:
+        ctx.payer_balance_wei = tx.balance(ctx.rpc, payer, "pending")
+    available = ctx.payer_balance_wei - ctx.payer_spent_wei
     if available >= wei:
         return True
     native = ctx.cfg.native
@@ -586,6 +591,24 @@ def _payer_can_fund(ctx: _Pass, wei: int) -> bool:
     return False
 
 
+def _fees(ctx: _Pass, *, eip1559: bool) -> tx.Fees:
+    key = f"fees:{eip1559}"
+    if key not in ctx.cache:
+        ctx.cache[key] = tx.fees(ctx.rpc, eip1559=eip1559)
+    fees: tx.Fees = ctx.cache[key]
+    return fees
+
+
+def _native_gas(ctx: _Pass, sender: str) -> int:
+    """Gas of a plain transfer to the treasury (21,000 unless the treasury is a contract)."""
+    if "native_gas" not in ctx.cache:
+        ctx.cache["native_gas"] = tx.estimate_gas(
+            ctx.rpc, sender=sender, to=ctx.treasury, value=1
+        )
+    gas: int = ctx.cache["native_gas"]
+    return gas
+
+
 def _native_fees(ctx: _Pass) -> tx.Fees:
     """Type-0 pricing for native sweeps: the fee is exactly gas × price, so no dust stays.
 
@@ -593,10 +616,17 @@ def _native_fees(ctx: _Pass) -> tx.Fees:
     would strand that refund on the deposit address. On EIP-1559 chains the price covers
     one block of base-fee growth (+12.5%) plus the tip.
     """
+    if "native_fees" not in ctx.cache:
+        ctx.cache["native_fees"] = _legacy_fees(ctx)
+    fees: tx.Fees = ctx.cache["native_fees"]
+    return fees
+
+
+def _legacy_fees(ctx: _Pass) -> tx.Fees:
     price = tx.legacy_price(ctx.rpc)
     if not ctx.cfg.eip1559:
         return price
-    current = tx.fees(ctx.rpc, eip1559=True)
+    current = _fees(ctx, eip1559=True)
     base = (current.max_fee_per_gas - (current.max_priority_fee_per_gas or 0)) // 2
     floor = -(-base * 9 // 8) + (current.max_priority_fee_per_gas or 0)
     return tx.Fees(max(price.max_fee_per_gas, floor))
