@@ -11,7 +11,17 @@ import pytest
 import sqlalchemy as sa
 
 from ctrip_cli.db.models import JobRun, SweepTransaction
+from tests.evm import (
+    ANVIL_ACCOUNTS,
+    balance_of,
+    mint,
+    native_balance,
+    send_native,
+    token_transfer,
+)
 from tests.integration.evm.test_sweep import (
+    FUNDER,
+    TREASURY,
     SweepWorld,
     chains_yaml,
     make_confirmed,
@@ -26,6 +36,7 @@ pytestmark = [
 ]
 
 Ctrip = Callable[..., Any]
+CUSTOMER = ANVIL_ACCOUNTS[2]
 
 
 def _env(world: SweepWorld, **extra: str) -> dict[str, str]:
@@ -96,3 +107,54 @@ def test_missing_mnemonic_exits_2(world: SweepWorld, ctrip: Ctrip) -> None:
 
     assert result.exit_code == 2
     assert "CTRIP_MNEMONIC" in result.stderr
+
+
+def test_scan_confirm_sweep_through_the_cli_to_settled(
+    world: SweepWorld, ctrip: Ctrip
+) -> None:
+    world.fund_payer()
+    env = _env(world)
+
+    def create(asset: str, amount: str) -> dict[str, Any]:
+        made = ctrip(
+            "payments",
+            "create",
+            "--chain",
+            "local",
+            "--asset",
+            asset,
+            "--amount",
+            amount,
+            "--json",
+            env=env,
+        )
+        assert made.exit_code == 0, made.output
+        return dict(json.loads(made.stdout))
+
+    eth, usdt = create("ETH", "0.5"), create("USDT", "19.99")
+    send_native(world.anvil, FUNDER, eth["address"], 5 * 10**17)
+    mint(world.anvil, world.tokens.usdt, CUSTOMER, 19_990_000)
+    token_transfer(
+        world.anvil, world.tokens.usdt, CUSTOMER, usdt["address"], 19_990_000
+    )
+
+    for _ in range(8):
+        for command in ("scan", "confirm", "sweep"):
+            result = ctrip(command, "--chain", "local", "--json", env=env)
+            assert result.exit_code == 0, result.output
+            assert json.loads(result.stdout)["job"] == command
+        if world.statuses([eth["id"], usdt["id"]]) == ["settled", "settled"]:
+            break
+        world.anvil.mine(world.cfg.confirmations)
+
+    assert world.statuses([eth["id"], usdt["id"]]) == ["settled", "settled"]
+    native = next(r for r in world.sweep_rows() if r.kind == "native")
+    assert (
+        native_balance(world.anvil, TREASURY)
+        == native.amount
+        == 5 * 10**17 - native.fee_paid
+    )
+    assert balance_of(world.anvil, world.tokens.usdt, TREASURY) == 19_990_000
+    shown = ctrip("payments", "show", usdt["id"], "--json", env=env)
+    history = [h["to"] for h in json.loads(shown.stdout)["history"]]
+    assert history == ["pending", "detected", "confirmed", "settled"]
