@@ -436,3 +436,46 @@ def test_dry_run_plans_and_writes_nothing(world: SweepWorld) -> None:
     assert _table_counts(world) == before
     assert world.anvil.block_number() == head
     assert any("gas payer" in e for e in result.errors)
+
+
+@sqlite_only
+def test_stuck_token_sweep_gets_a_bump_top_up_then_its_replacement(
+    world: SweepWorld,
+) -> None:
+    world.fund_payer()
+    p = make_confirmed(world, "DAI", "5")
+    world.anvil.set_automine(False)
+    world.sweep()  # top-up out, token sweep held
+    world.anvil.mine(1)
+    world.sweep()  # top-up mined: token sweep broadcast
+    topup, token_tx = world.sweep_rows()
+    assert token_tx.state == "pending"
+    # Fees spike past the token sweep's max fee: it cannot be mined any more.
+    world.anvil.rpc(
+        "anvil_setNextBlockBaseFeePerGas", hex(4 * token_tx.max_fee_per_gas)
+    )
+    world.anvil.mine(1)
+
+    later = world.now + timedelta(seconds=world.settings.sweep.stuck_after_s + 1)
+    result = world.sweep(now=later)
+
+    assert (result.replaced, result.topups) == (1, 1)
+    rows = world.sweep_rows()
+    bump_topup, replacement = rows[2], rows[3]
+    assert (bump_topup.kind, replacement.state) == ("topup", "held")
+    assert (replacement.nonce, replacement.replaces_id) == (token_tx.nonce, token_tx.id)
+    assert replacement.depends_on_id == bump_topup.id
+    # Exactly the extra gas the replacement needs, on top of the first top-up.
+    assert (
+        topup.amount + bump_topup.amount
+        == replacement.gas_limit * replacement.max_fee_per_gas
+    )
+    for _ in range(3):
+        world.anvil.mine(1)
+        world.sweep(now=later)
+    world.anvil.set_automine(True)
+    world.sweep_until_settled([p.id])
+    states = {r.id: r.state for r in world.sweep_rows()}
+    assert (states[token_tx.id], states[replacement.id]) == ("replaced", "confirmed")
+    assert deposit_nonce(world, p.address) == 1
+    assert balance_of(world.anvil, world.tokens.dai, TREASURY) == p.amount
