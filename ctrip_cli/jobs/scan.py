@@ -160,7 +160,7 @@ class _Range:
     def moves_cursor(self, a: int, b: int) -> bool:
         # A rescan moves the cursor only when it extends it without a gap.
         return not self.rescan or (
-            self.cursor is not None and a - 1 <= self.cursor[0] < b
+            self.cursor is not None and a - 1 <= self.cursor[0] <= b
         )
 
 

@@ -1,0 +1,309 @@
+"""Benchmark `ctrip scan` against the floor: anvil + PostgreSQL, 2,000 blocks holding
+2,000 transfers to watched addresses (native, a 6- and an 18-decimal token), scanned
+with 1,000 and with 100,000 open payments.
+
+The floor, timed in the same run, fetches exactly the data the scan needs (the token
+Transfer logs, every block's receipts, the matched native transactions, the header
+window and the tip re-check) with raw batch JSON-RPC by the fastest method, and does
+nothing else.
+
+    python scripts/bench/scan_bench.py [--blocks 2000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from ctrip_cli.chain.rpc import TRANSFER_TOPIC, RpcClient  # noqa: E402
+from ctrip_cli.config import ScanSettings, load_chains, to_checksum  # noqa: E402
+from ctrip_cli.db import engine as db_engine  # noqa: E402
+from ctrip_cli.db.models import DepositAddress, Payment  # noqa: E402
+from ctrip_cli.jobs import scan as scan_job  # noqa: E402
+from tests.evm import ANVIL_ACCOUNTS, Anvil, deploy_token, mint  # noqa: E402
+
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+NOW = datetime.now(UTC).replace(microsecond=0)
+ASSETS = ("ETH", "USDC", "DAI")
+UNIT = {"ETH": 10**15, "USDC": 1_000_000, "DAI": 10**18}
+
+
+def address(i: int) -> str:
+    return to_checksum("0x" + hashlib.sha256(f"bench{i}".encode()).hexdigest()[:40])
+
+
+def make_chain(anvil: Anvil, blocks: int) -> dict[str, Any]:
+    """One transfer per block; watched address i gets two (it pays in two parts)."""
+    usdc = deploy_token(anvil, decimals=6, symbol="USDC")
+    dai = deploy_token(anvil, decimals=18, symbol="DAI")
+    payer = ANVIL_ACCOUNTS[1]
+    for token in (usdc, dai):
+        mint(anvil, token, payer, 10**40)
+    token_of = {"USDC": usdc, "DAI": dai}
+    first = anvil.block_number() + 1
+    watched = blocks // 2
+    for k in range(blocks):
+        i = k % watched
+        asset = ASSETS[i % 3]
+        to = address(i)
+        if asset == "ETH":
+            tx = {"from": payer, "to": to, "value": hex(UNIT["ETH"])}
+        else:
+            data = "0xa9059cbb" + to[2:].lower().rjust(64, "0") + f"{UNIT[asset]:064x}"
+            tx = {"from": payer, "to": token_of[asset], "data": data}
+        anvil.rpc("eth_sendTransactionSync", tx)
+    last = anvil.block_number()
+    return {"first": first, "last": last, "usdc": usdc, "dai": dai, "watched": watched}
+
+
+def chains_yaml(url: str, chain: dict[str, Any]) -> str:
+    return f"""
+chains:
+  local:
+    chain_id: 31337
+    rpc_urls: ["{url}"]
+    confirmations: 1
+    native: {{symbol: ETH, decimals: 18}}
+    tokens:
+      USDC: {{address: "{chain["usdc"]}", decimals: 6}}
+      DAI: {{address: "{chain["dai"]}", decimals: 18}}
+    start_block: {chain["first"]}
+    max_block_range: {chain["last"] - chain["first"] + 1}
+    reorg_depth_blocks: 64
+"""
+
+
+def seed_template(name: str, chain: dict[str, Any], open_payments: int) -> None:
+    """A migrated database holding `open_payments` pending payments (bulk-inserted)."""
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    engine = db_engine.make_engine(_url(name))
+    db_engine.upgrade(engine)
+    tokens = {"ETH": None, "USDC": chain["usdc"], "DAI": chain["dai"]}
+    decimals = {"ETH": 18, "USDC": 6, "DAI": 18}
+    with engine.begin() as conn:
+        for start in range(0, open_payments, 20_000):
+            idx = range(start, min(start + 20_000, open_payments))
+            conn.execute(
+                sa.insert(DepositAddress),
+                [
+                    {"derivation_index": i, "address": address(i), "created_at": NOW}
+                    for i in idx
+                ],
+            )
+            conn.execute(
+                sa.insert(Payment), [_payment(i, tokens, decimals) for i in idx]
+            )
+        conn.execute(sa.text("ANALYZE"))
+    engine.dispose()
+
+
+def _payment(
+    i: int, tokens: dict[str, str | None], decimals: dict[str, int]
+) -> dict[str, Any]:
+    asset = ASSETS[i % 3]
+    return {
+        "id": f"pay_{i:032d}",
+        "chain": "local",
+        "asset": asset,
+        "token_address": tokens[asset],
+        "decimals": decimals[asset],
+        "address": address(i),
+        "derivation_index": i,
+        "amount": 2 * UNIT[asset],
+        "amount_received": 0,
+        "status": "pending",
+        "late": False,
+        "created_at": NOW - timedelta(minutes=10),
+        "expires_at": NOW + timedelta(days=1),
+        "updated_at": NOW,
+    }
+
+
+def _url(name: str) -> str:
+    return make_url(PG_ADMIN).set(database=name).render_as_string(False)
+
+
+def clone(template: str) -> str:
+    name = f"ctrip_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    admin.dispose()
+    return name
+
+
+def drop(name: str) -> None:
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def time_scan(cfg: Any, template: str, chain: dict[str, Any]) -> tuple[float, Any]:
+    """One scan pass of the whole range on a fresh copy of the seeded database."""
+    name = clone(template)
+    engine = db_engine.make_engine(_url(name))
+    try:
+        with engine.connect():
+            pass  # open the pool's connection outside the timing
+        began = time.perf_counter()
+        client = RpcClient(cfg)
+        with db_engine.session_factory(engine)() as session:
+            result = scan_job.run(
+                session, client, cfg=cfg, now=NOW, settings=ScanSettings()
+            )
+        client.close()
+        elapsed = time.perf_counter() - began
+    finally:
+        engine.dispose()
+        drop(name)
+    expected = chain["last"] - chain["first"] + 1
+    if result.to_block != chain["last"] or result.transfers_recorded != expected:
+        raise SystemExit(f"scan did not read everything: {result}")
+    return elapsed, result
+
+
+def time_floor(url: str, chain: dict[str, Any], native_to: set[str]) -> float:
+    """The same data by raw batch JSON-RPC, the fastest way anvil offers; nothing else."""
+    http = httpx.Client(timeout=60)
+    ids = iter(range(1, 10**9))
+
+    def batch(calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        body = [
+            {"jsonrpc": "2.0", "id": next(ids), "method": m, "params": p}
+            for m, p in calls
+        ]
+        return [r["result"] for r in http.post(url, json=body).json()]
+
+    began = time.perf_counter()
+    lo, hi = chain["first"], chain["last"]
+    batch([("eth_chainId", []), ("eth_blockNumber", [])])
+    batch(
+        [
+            ("eth_getBlockByNumber", [hex(n), False])
+            for n in range(max(lo, hi - 63), hi + 1)
+        ]
+    )
+    flt = {
+        "fromBlock": hex(lo),
+        "toBlock": hex(hi),
+        "address": [chain["usdc"], chain["dai"]],
+    }
+    batch([("eth_getLogs", [{**flt, "topics": [TRANSFER_TOPIC]}])])
+    matched = []
+    for start in range(lo, hi + 1, 500):
+        numbers = range(start, min(start + 500, hi + 1))
+        for receipts in batch([("eth_getBlockReceipts", [hex(n)]) for n in numbers]):
+            matched += [
+                r["transactionHash"] for r in receipts if (r["to"] or "") in native_to
+            ]
+    for start in range(0, len(matched), 500):
+        batch([("eth_getTransactionByHash", [h]) for h in matched[start : start + 500]])
+    batch([("eth_getBlockByNumber", [hex(hi), False])])
+    elapsed = time.perf_counter() - began
+    http.close()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--blocks", type=int, default=2_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--big", type=int, default=100_000)
+    args = parser.parse_args()
+    with Anvil() as anvil:
+        t = time.perf_counter()
+        chain = make_chain(anvil, args.blocks)
+        print(
+            f"chain: blocks #{chain['first']}-#{chain['last']} in {time.perf_counter() - t:.1f}s"
+        )
+        small, big = (
+            f"ctrip_bench_tpl_1k_{uuid.uuid4().hex[:6]}",
+            f"ctrip_bench_tpl_big_{uuid.uuid4().hex[:6]}",
+        )
+        t = time.perf_counter()
+        seed_template(small, chain, chain["watched"])
+        seed_template(big, chain, max(args.big, chain["watched"]))
+        print(f"databases seeded in {time.perf_counter() - t:.1f}s")
+        path = Path(tempfile.mkdtemp()) / "chains.yaml"
+        path.write_text(chains_yaml(anvil.url, chain))
+        cfg = load_chains(path, {})["local"]
+        native_to = {address(i).lower() for i in range(chain["watched"]) if i % 3 == 0}
+        try:
+            report(
+                run_all(anvil.url, cfg, chain, native_to, small, big, args.runs),
+                chain,
+                args,
+            )
+        finally:
+            drop(small)
+            drop(big)
+            path.unlink()
+
+
+def run_all(
+    url: str,
+    cfg: Any,
+    chain: dict[str, Any],
+    native_to: set[str],
+    small: str,
+    big: str,
+    runs: int,
+) -> dict[str, Any]:
+    times: dict[str, list[float]] = {"floor": [], "scan_1k": [], "scan_big": []}
+    results = {}
+    time_floor(url, chain, native_to)  # warm the node's caches once
+    for _ in range(runs):  # interleaved, so drift hits every series alike
+        times["floor"].append(time_floor(url, chain, native_to))
+        elapsed, results["scan_1k"] = time_scan(cfg, small, chain)
+        times["scan_1k"].append(elapsed)
+        elapsed, results["scan_big"] = time_scan(cfg, big, chain)
+        times["scan_big"].append(elapsed)
+    return {"times": times, "results": results}
+
+
+def report(
+    data: dict[str, Any], chain: dict[str, Any], args: argparse.Namespace
+) -> None:
+    med = {k: statistics.median(v) for k, v in data["times"].items()}
+    blocks = chain["last"] - chain["first"] + 1
+    trips = data["results"]["scan_1k"].rpc_round_trips
+    trips_big = data["results"]["scan_big"].rpc_round_trips
+    out = {
+        "blocks": blocks,
+        "transfers": blocks,
+        "runs": args.runs,
+        "median_s": {k: round(v, 4) for k, v in med.items()},
+        "scan_1k_over_floor": round(med["scan_1k"] / med["floor"], 2),
+        "scan_big_over_floor": round(med["scan_big"] / med["floor"], 2),
+        f"scan_{args.big}_over_scan_1k": round(med["scan_big"] / med["scan_1k"], 2),
+        "round_trips_per_1000_blocks": {
+            "1k": round(trips * 1000 / blocks, 1),
+            "big": round(trips_big * 1000 / blocks, 1),
+        },
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
