@@ -179,7 +179,7 @@ class Sender:
         except ssrf.UnsafeAddressError as exc:
             error = f"refused: {exc}"
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:300]
+            error = f"{type(exc).__name__}: {exc}"[:300].removesuffix(": ")
         latency_ms = round((time.monotonic() - t0) * 1000)
         if error is None and status is not None and not 200 <= status < 300:
             error = f"HTTP {status}" + (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,12 +29,14 @@ class Receiver:
     def __init__(self, secret: str | None = None, slow_s: float = 0.3) -> None:
         self.secret, self.slow_s = secret, slow_s
         self.requests: list[Received] = []
+        self.on_request: Callable[[Received], None] | None = (
+            None  # runs before replying
+        )
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self._hits: dict[str, int] = {}
         handler = type("BoundHandler", (_Handler,), {"receiver": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), handler)
         self.port = self.server.server_address[1]
 
     def url(self, path: str = "/ok") -> str:
@@ -73,6 +75,11 @@ def running(secret: str | None = None, slow_s: float = 0.3) -> Iterator[Receiver
         receiver.server.server_close()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default 5 drops concurrent connects (SYN retry: 1 s)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     receiver: Receiver
@@ -86,6 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
         verified = self.receiver.verify(headers, body)
         received = Received(self.path, headers, body, verified, self.client_address[1])
         self.receiver.requests.append(received)
+        if self.receiver.on_request is not None:
+            self.receiver.on_request(received)
         behave = getattr(self, "_" + self.path.strip("/").replace("-", "_"), self._ok)
         try:
             behave()
