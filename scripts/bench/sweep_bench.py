@@ -203,8 +203,8 @@ def _passes_until_settled(
 
 
 def run_mode(mode: str, n: int, block_time: float | None, db: str) -> Outcome:
-    extra = ["--block-time", str(block_time)] if block_time else []
-    with Anvil(extra_args=extra) as anvil, tempfile.TemporaryDirectory() as tmp_name:
+    # Set up on automine (fast), then switch to interval mining for the sweep itself.
+    with Anvil() as anvil, tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         usdc = deploy_token(anvil, "standard", decimals=6, symbol="USDC")
         usdt = deploy_token(anvil, "noreturn", decimals=6, symbol="USDT")
@@ -213,6 +213,9 @@ def run_mode(mode: str, n: int, block_time: float | None, db: str) -> Outcome:
         db_engine.upgrade(engine)
         settings = _settings(anvil, usdc, usdt, db_url, tmp)
         ids = _setup(anvil, settings, engine, n)
+        if block_time:
+            anvil.set_automine(False)
+            anvil.set_interval_mining(int(block_time))
         passes, wall, txs = _passes_until_settled(
             anvil,
             settings,
