@@ -11,12 +11,24 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import (
+    String,
+    Table,
+    bindparam,
+    column,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+    values,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ctrip_cli.db.models import (
+    BaseUnits,
     Payment,
     PaymentStatusChange,
     ScanCursor,
@@ -26,6 +38,12 @@ from ctrip_cli.db.models import (
 )
 
 _IN_CHUNK = 5_000  # bound the size of IN (...) lists
+# Core tables: bulk inserts skip the ORM's per-row bookkeeping.
+_TRANSFERS: Table = Transfer.__table__  # type: ignore[assignment]
+_PAYMENTS: Table = Payment.__table__  # type: ignore[assignment]
+_HISTORY: Table = PaymentStatusChange.__table__  # type: ignore[assignment]
+_EVENTS: Table = WebhookEvent.__table__  # type: ignore[assignment]
+_BLOCKS: Table = ScannedBlock.__table__  # type: ignore[assignment]
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
@@ -108,29 +126,39 @@ def insert_transfers(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """INSERT ... ON CONFLICT DO NOTHING on (chain, tx_hash, log_index)."""
     if not rows:
         return 0
-    stmt: Any = (pg_insert if _is_pg(session) else sqlite_insert)(Transfer)
-    stmt = stmt.on_conflict_do_nothing().returning(Transfer.id)
+    stmt: Any = (pg_insert if _is_pg(session) else sqlite_insert)(_TRANSFERS)
+    stmt = stmt.on_conflict_do_nothing().returning(_TRANSFERS.c.id)
     return len(session.execute(stmt, list(rows)).all())
 
 
 def set_amounts_received(
     session: Session, amounts: dict[str, int], *, now: datetime
 ) -> None:
-    """Bulk `UPDATE payments SET amount_received = :amount` (one executemany)."""
+    """Bulk `UPDATE payments SET amount_received`: one statement per chunk.
+
+    PostgreSQL joins a VALUES list; SQLite (in-process) takes an executemany.
+    """
     if not amounts:
         return
-    # Grouped by amount: the bench's 1,000 updates collapse into a few statements.
-    by_amount: dict[int, list[str]] = defaultdict(list)
-    for pid, amount in amounts.items():
-        by_amount[amount].append(pid)
-    for amount, ids in by_amount.items():
-        for part in _chunks(ids):
-            session.execute(
-                update(Payment)
-                .where(Payment.id.in_(part))
-                .values(amount_received=amount, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
+    items = sorted(amounts.items())
+    if not _is_pg(session):
+        stmt = (
+            update(_PAYMENTS)
+            .where(_PAYMENTS.c.id == bindparam("pid"))
+            .values(amount_received=bindparam("amt", type_=BaseUnits()), updated_at=now)
+        )
+        session.execute(stmt, [{"pid": pid, "amt": amt} for pid, amt in items])
+        return
+    for part in _chunks(items):
+        v = values(column("pid", String), column("amt", BaseUnits()), name="v").data(
+            list(part)
+        )
+        session.execute(
+            update(Payment)
+            .where(Payment.id == v.c.pid)
+            .values(amount_received=v.c.amt, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def set_statuses(
@@ -169,13 +197,13 @@ def set_late(session: Session, ids: Collection[str], *, now: datetime) -> None:
 def add_status_changes(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Rows of payment_id, from_status, to_status, reason, at."""
     if rows:
-        session.execute(insert(PaymentStatusChange), list(rows))
+        session.execute(insert(_HISTORY), list(rows))
 
 
 def add_webhook_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Outbox rows of id, payment_id, type, url, body (pending, due now)."""
     if rows:
-        session.execute(insert(WebhookEvent), list(rows))
+        session.execute(insert(_EVENTS), list(rows))
 
 
 def get_cursor(session: Session, chain: str) -> tuple[int, str] | None:
@@ -222,24 +250,23 @@ def replace_scanned_blocks(
     *,
     keep_from: int,
 ) -> None:
-    """Store (number, hash, parent_hash) of `blocks`; forget blocks below `keep_from`."""
+    """Upsert (number, hash, parent_hash) of `blocks`; forget blocks below `keep_from`."""
     session.execute(
         delete(ScannedBlock).where(
-            ScannedBlock.chain == chain,
-            or_(
-                ScannedBlock.number < keep_from,
-                ScannedBlock.number.in_([b[0] for b in blocks]),
-            ),
+            ScannedBlock.chain == chain, ScannedBlock.number < keep_from
         )
     )
-    if blocks:
-        session.execute(
-            insert(ScannedBlock),
-            [
-                {"chain": chain, "number": n, "hash": h, "parent_hash": p}
-                for n, h, p in blocks
-            ],
-        )
+    if not blocks:
+        return
+    stmt: Any = (pg_insert if _is_pg(session) else sqlite_insert)(_BLOCKS)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["chain", "number"],
+        set_={"hash": stmt.excluded.hash, "parent_hash": stmt.excluded.parent_hash},
+    )
+    rows = [
+        {"chain": chain, "number": n, "hash": h, "parent_hash": p} for n, h, p in blocks
+    ]
+    session.execute(stmt, rows)
 
 
 def forget_blocks_above(session: Session, chain: str, number: int) -> None:

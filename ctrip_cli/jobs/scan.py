@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -93,6 +94,7 @@ class _Pass:
     now: datetime
     watch: _Watch
     progress: Progress | None
+    head: int
 
 
 def skipped(chain: str, reason: str) -> ScanResult:
@@ -123,7 +125,7 @@ def run(
         watch = _load_watch(session, cfg, now, settings)
         cursor = sq.get_cursor(session, cfg.name)
         fresh_start = _initial_start(session, cfg, head, now) if cursor is None else 0
-    p = _Pass(session, chain, cfg, settings, now, watch, progress)
+    p = _Pass(session, chain, cfg, settings, now, watch, progress, head)
     tally = _Tally()
     if from_block is None and cursor is not None and head < cursor[0]:
         log.warning(
@@ -273,34 +275,54 @@ def _credit(p: _Pass, ids: set[str], *, reason: str) -> crediting.Credited:
 def _scan_range(
     p: _Pass, start: int, end: int, scan: _Range, tally: _Tally
 ) -> int | None:
-    """Read [start, end] in adaptive batches; returns the last block committed."""
-    size = p.cfg.max_block_range
-    last: int | None = None
-    a = start
-    while a <= end:
-        b = min(a + size - 1, end)
-        began = time.monotonic()
-        try:
-            headers, found = _read_batch(p, a, b, scan.prev_hash)
-        except _Reorged:
-            log.warning(
-                "chain %s: reorg below #%d during the pass; next pass rewinds",
-                p.cfg.name,
-                a,
-            )
-            break
-        except RpcUnavailableError:
-            if size == 1:
-                raise
-            size = max(size // 2, 1)  # timeouts: the node may choke on the range
-            continue
-        _commit_batch(p, a, b, headers, found, tally, scan)
-        last, scan.prev_hash, a = b, headers[-1].hash, b + 1
-        if p.progress is not None:
-            p.progress(b - start + 1, end - start + 1)
-        if time.monotonic() - began < 2.0:
-            size = min(size * 2, p.cfg.max_block_range)
+    """Read [start, end] in batches; returns the last block committed.
+
+    A worker thread reads batch k+1 from the node while batch k is written to the
+    database. Batches halve on timeouts and grow back while reads are fast.
+    """
+    cap = min(p.cfg.max_block_range, p.settings.batch_blocks)
+    size, last, a = cap, None, start
+    with ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="ctrip-scan-read"
+    ) as pool:
+        ahead = _submit(pool, p, a, min(a + size - 1, end), scan.prev_hash)
+        while ahead is not None:
+            a, b, began, future = ahead
+            try:
+                headers, found = future.result()
+            except _Reorged:
+                log.warning("chain %s: reorg below #%d during the pass", p.cfg.name, a)
+                break
+            except RpcUnavailableError:
+                if size == 1:
+                    raise
+                size = max(size // 2, 1)  # timeouts: the node may choke on the range
+                ahead = _submit(pool, p, a, min(a + size - 1, end), scan.prev_hash)
+                continue
+            if time.monotonic() - began < 1.0:
+                size = min(size * 2, cap)
+            nxt = b + 1
+            ahead = None
+            if nxt <= end:
+                ahead = _submit(
+                    pool, p, nxt, min(nxt + size - 1, end), headers[-1].hash
+                )
+            _commit_batch(p, a, b, headers, found, tally, scan)
+            last, scan.prev_hash = b, headers[-1].hash
+            if p.progress is not None:
+                p.progress(b - start + 1, end - start + 1)
     return last
+
+
+_Ahead = tuple[int, int, float, "Future[tuple[list[BlockHeader], list[Transfer]]]"]
+
+
+def _submit(
+    pool: ThreadPoolExecutor, p: _Pass, a: int, b: int, prev_hash: str | None
+) -> _Ahead | None:
+    if a > b:
+        return None
+    return a, b, time.monotonic(), pool.submit(_read_batch, p, a, b, prev_hash)
 
 
 def _read_batch(
@@ -311,10 +333,7 @@ def _read_batch(
             return _read_once(p, a, b, prev_hash)
         except _ChainMoved:
             log.info(
-                "chain %s: the chain moved while reading #%d-#%d; reading again",
-                p.cfg.name,
-                a,
-                b,
+                "chain %s: the chain moved while #%d-#%d was read", p.cfg.name, a, b
             )
     raise ChainError(
         f"chain {p.cfg.name!r} kept reorganising while #{a:,}-#{b:,} was read; rerun the scan"
@@ -324,42 +343,46 @@ def _read_batch(
 def _read_once(
     p: _Pass, a: int, b: int, prev_hash: str | None
 ) -> tuple[list[BlockHeader], list[Transfer]]:
-    """Headers of the batch's top window, then its transfers, then the tip again.
+    """Headers, then transfers, then the tip again, checked against each other.
 
-    Blocks deeper than the window would need a fork deeper than `reorg_depth_blocks`,
-    which the next pass reports as ReorgTooDeepError.
+    Headers: the batch's first and last block and every block within
+    `reorg_depth_blocks` of the head. Deeper blocks would need a fork deeper than the
+    window, which the next pass reports as ReorgTooDeepError.
     """
-    lo = max(a, b - p.cfg.reorg_depth_blocks + 1)
-    headers = p.chain.block_headers(range(lo, b + 1))
-    _check_links(headers, prev_hash if lo == a else None)
-    found: list[Transfer] = []
-    if p.watch.token_recipients:
-        chunks = math.ceil(len(p.watch.token_recipients) / p.settings.address_chunk)
-        recipients = (
-            p.watch.token_recipients if chunks <= p.settings.max_filter_chunks else None
-        )
-        logs = p.chain.token_transfers(a, b, list(p.watch.tokens.values()), recipients)
-        found.extend(
-            t for t in logs if t.to_address.lower() in p.watch.token_recipients
-        )
-    if p.watch.native:
-        found.extend(p.chain.native_transfers(a, b, p.watch.native))
+    window = p.head - p.cfg.reorg_depth_blocks + 1
+    numbers = sorted({a, b, *range(max(a, window), b + 1)})
+    headers = p.chain.block_headers(numbers)
+    _check_links(headers, prev_hash)
+    found = _transfers(p, a, b)
     by_number = {h.number: h.hash for h in headers}
-    if any(
-        t.block_number >= lo and by_number[t.block_number] != t.block_hash
-        for t in found
-    ):
+    if any(by_number.get(t.block_number, t.block_hash) != t.block_hash for t in found):
         raise _ChainMoved
-    if p.chain.block_hashes([b]).get(b) != headers[-1].hash:
+    if b >= window and p.chain.block_hashes([b]).get(b) != headers[-1].hash:
         raise _ChainMoved
     return headers, found
+
+
+def _transfers(p: _Pass, a: int, b: int) -> list[Transfer]:
+    found: list[Transfer] = []
+    watch = p.watch
+    if watch.token_recipients:
+        chunks = math.ceil(len(watch.token_recipients) / p.settings.address_chunk)
+        # Past max_filter_chunks filters, one unfiltered query is cheaper (see README).
+        recipients = (
+            watch.token_recipients if chunks <= p.settings.max_filter_chunks else None
+        )
+        logs = p.chain.token_transfers(a, b, list(watch.tokens.values()), recipients)
+        found.extend(t for t in logs if t.to_address.lower() in watch.token_recipients)
+    if watch.native:
+        found.extend(p.chain.native_transfers(a, b, watch.native))
+    return found
 
 
 def _check_links(headers: list[BlockHeader], prev_hash: str | None) -> None:
     if prev_hash is not None and headers and headers[0].parent_hash != prev_hash:
         raise _Reorged
     for parent, child in itertools.pairwise(headers):
-        if child.parent_hash != parent.hash:
+        if child.number == parent.number + 1 and child.parent_hash != parent.hash:
             raise _ChainMoved
 
 
