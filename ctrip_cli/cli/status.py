@@ -250,22 +250,20 @@ def _balance(cfg: ChainConfig, address: str, timeout_s: float) -> status_job.Gas
 
     errors = []
     with httpx.Client(timeout=timeout_s, follow_redirects=False) as http:
-        for url in cfg.rpc_urls:
+        for url in (u.get_secret_value() for u in cfg.rpc_urls):
             try:
-                wei = int(
-                    _rpc(
-                        http,
-                        url.get_secret_value(),
-                        "eth_getBalance",
-                        address,
-                        "latest",
-                    ),
-                    16,
-                )
+                wei = int(_rpc(http, url, "eth_getBalance", address, "latest"), 16)
+                price = int(_rpc(http, url, "eth_gasPrice"), 16)
             except (_ProbeError, httpx.HTTPError, ValueError) as exc:
                 errors.append(type(exc).__name__)
                 continue
-            return status_job.GasPayer(address=address, balance_wei=wei)
+            return status_job.GasPayer(
+                address,
+                wei,
+                symbol=cfg.native.symbol,
+                decimals=cfg.native.decimals,
+                gas_price_wei=price,
+            )
     return status_job.GasPayer(address, None, error=", ".join(errors))
 
 
@@ -300,12 +298,13 @@ def _chain_table(name: str, c: status_job.ChainStatus, now: datetime) -> Table:
     t.title_justify = "left"
     t.add_column(style="dim")
     t.add_column()
-    lag = "-" if c.lag_blocks is None else f"{c.lag_blocks:,} blocks (~{_age(c.lag_s)})"
+    lag = "-" if c.lag_blocks is None else f"{c.lag_blocks:,} (~{_age(c.lag_s)})"
     t.add_row(
         "blocks",
-        f"head {_n(c.head)} · cursor {_n(c.cursor)} · lag {lag}, limit {c.max_lag_blocks:,}"
-        + ("" if c.head_age_s is None else f" · head mined {_age(c.head_age_s)} ago"),
+        f"head {_n(c.head)} · cursor {_n(c.cursor)} · lag {lag} of {c.max_lag_blocks:,}",
     )
+    if c.head_age_s is not None:
+        t.add_row("head age", f"{_age(c.head_age_s)} since the head block was mined")
     for e in c.endpoints:
         state = f"[green]up[/] {e.latency_ms} ms" if e.ok else f"[red]down[/] {e.error}"
         t.add_row("endpoint", f"{escape(e.label)}: {state}")
@@ -322,14 +321,17 @@ def _chain_table(name: str, c: status_job.ChainStatus, now: datetime) -> Table:
 
 
 def _gas(g: status_job.GasPayer, c: status_job.ChainStatus) -> str:
-    if g.balance_wei is None:
-        return f"{g.address}: balance unknown ({g.error})"
-    low = g.balance_wei == 0 and c.sweeps.awaiting_tokens
     from ctrip_cli.money import format_units
 
-    balance = format_units(g.balance_wei, 18)
-    text = f"{g.address}: {balance}"
-    return f"[red]{text} (token sweeps are waiting for gas)[/]" if low else text
+    if g.balance_wei is None:
+        return f"{g.address}: balance unknown ({g.error})"
+    text = f"{g.address}: {format_units(g.balance_wei, g.decimals)} {g.symbol}"
+    if g.needed_wei:
+        need = f"~{format_units(g.needed_wei, g.decimals)} {g.symbol}"
+        text += f"; {c.sweeps.awaiting_tokens} token sweep(s) need up to {need}"
+        if g.balance_wei < g.needed_wei:
+            return f"[red]{text}[/]"
+    return text
 
 
 def _queues(result: status_job.StatusResult) -> Table:

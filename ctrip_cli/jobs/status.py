@@ -23,11 +23,12 @@ from sqlalchemy.sql.elements import ColumnElement
 from ctrip_cli import lifecycle
 from ctrip_cli.config import ChainConfig, StatusSettings
 from ctrip_cli.db import queries
-from ctrip_cli.db.models import JobRun, Payment, SweepTransaction, WebhookEvent
+from ctrip_cli.db.models import JobRun, Payment, SweepTransaction
 
+# Gas of one token sweep's top-up (21k) plus an ERC-20 transfer (~50-65k), rounded up.
+TOKEN_SWEEP_GAS = 100_000
 # sweep_transactions states that still need the chain to act (see models.SweepTransaction).
 SWEEP_IN_FLIGHT = queries.SWEEP_LIVE_STATES
-WEBHOOK_FINAL = ("delivered", "failed", "skipped")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +45,14 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class GasPayer:
+    """The account that sends gas to deposit addresses before their token sweeps."""
+
     address: str
     balance_wei: int | None
+    symbol: str = "ETH"
+    decimals: int = 18
+    gas_price_wei: int | None = None
+    needed_wei: int | None = None  # rough upper bound for the token sweeps awaiting
     error: str | None = None
 
 
@@ -77,9 +84,10 @@ class ChainStatus:
 
 @dataclass(frozen=True, slots=True)
 class Outbox:
-    due: int
-    retrying: int
-    failed: int
+    due: int  # pending and due now
+    retrying: int  # pending after a failed attempt
+    failed: int  # gave up after the last attempt; `webhooks retry` redelivers
+    skipped: int  # no webhook URL configured for the payment
     oldest_due_at: datetime | None
     oldest_due_age_s: float | None
 
@@ -212,8 +220,15 @@ def _chain_status(
         endpoints=list(probes or ()),
         payments=dict(payments),
         sweeps=sweeps,
-        gas_payer=gas_payer,
+        gas_payer=_gas_need(gas_payer, sweeps),
     )
+
+
+def _gas_need(payer: GasPayer | None, sweeps: SweepStatus) -> GasPayer | None:
+    if payer is None or payer.gas_price_wei is None:
+        return payer
+    need = sweeps.awaiting_tokens * TOKEN_SWEEP_GAS * payer.gas_price_wei
+    return dataclasses.replace(payer, needed_wei=need)
 
 
 def _rpc_health(probes: Sequence[Endpoint] | None) -> str:
@@ -264,22 +279,15 @@ def _event_counts(session: Session) -> dict[str, int]:
 
 
 def _outbox(session: Session, now: datetime) -> Outbox:
-    open_ = WebhookEvent.status.not_in(WEBHOOK_FINAL)
-    due = and_(open_, WebhookEvent.next_attempt_at <= now)
-    stmt = select(
-        func.count(case((due, 1))),
-        func.count(case((and_(open_, WebhookEvent.attempts > 0), 1))),
-        func.count(case((WebhookEvent.status == "failed", 1))),
-        func.min(case((due, WebhookEvent.next_attempt_at))),
-    )
-    n_due, retrying, failed, oldest = session.execute(stmt).one()
-    oldest_at = _aware(oldest)
+    summary = queries.outbox_summary(session, now)
+    age = summary["oldest_due_age_s"]
     return Outbox(
-        due=int(n_due),
-        retrying=int(retrying),
-        failed=int(failed),
-        oldest_due_at=oldest_at,
-        oldest_due_age_s=None if oldest_at is None else _seconds(now - oldest_at),
+        due=summary["due"],
+        retrying=summary["retrying"],
+        failed=summary["failed"],
+        skipped=summary.get("skipped", 0),
+        oldest_due_at=None if age is None else now - timedelta(seconds=age),
+        oldest_due_age_s=age,
     )
 
 
@@ -440,6 +448,12 @@ def _problems(
     warnings: list[str] = []
     for name, chain in result.chains.items():
         problems.extend(_chain_problems(name, chain, result.passes))
+        payer = chain.gas_payer
+        if payer and payer.needed_wei and (payer.balance_wei or 0) < payer.needed_wei:
+            warnings.append(
+                f"chain {name}: the gas payer holds less than the ~{payer.needed_wei:,} "
+                f"wei that {chain.sweeps.awaiting_tokens} token sweep(s) may need"
+            )
         warnings.extend(
             f"chain {name}: RPC {e.label} is down ({e.error})"
             for e in chain.endpoints

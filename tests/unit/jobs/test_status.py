@@ -83,6 +83,7 @@ def _event(status: str, due, *, attempts: int = 0) -> WebhookEvent:
         body="{}",
         status=status,
         attempts=attempts,
+        attempts_in_round=attempts,
         next_attempt_at=due,
         created_at=due,
     )
