@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# A small image for the passes: `docker build -t ctrip .` then `docker run ctrip status`.
+# Stage 1 builds wheels for ctrip and its dependencies; stage 2 installs only those.
+
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY ctrip_cli ./ctrip_cli
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    CTRIP_CHAINS_FILE=/etc/ctrip/chains.yaml \
+    CTRIP_LOG_FORMAT=json
+RUN groupadd --system --gid 10001 ctrip \
+ && useradd --system --uid 10001 --gid ctrip --home-dir /home/ctrip --create-home ctrip
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels
+# The shipped chains; Kubernetes mounts its ConfigMap over /etc/ctrip instead.
+COPY chains.yaml /etc/ctrip/chains.yaml
+USER 10001:10001
+WORKDIR /home/ctrip
+ENTRYPOINT ["ctrip"]
+CMD ["--help"]
