@@ -71,10 +71,13 @@ class RpcClient:
         backoff_s: float = 0.25,
         batch_size: int = 500,
         address_chunk: int = 1_000,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.cfg = cfg
         self._urls = [u.get_secret_value() for u in cfg.rpc_urls]
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=3.0))
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout_s, connect=3.0), transport=transport
+        )
         self._ids = itertools.count(1)
         self._preferred = 0
         self._attempts, self._backoff_s = attempts, backoff_s

@@ -1,0 +1,108 @@
+"""confirm job logic on FakeChain: depth, canonical re-check, expiry, outbox events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from ctrip_cli.config import ChainConfig, ScanSettings, Settings
+from ctrip_cli.db.models import Payment, WebhookEvent
+from ctrip_cli.jobs import confirm as confirm_job
+from ctrip_cli.jobs import scan as scan_job
+from ctrip_cli.testing import FakeChain
+from tests.unit.jobs.test_scan import make_payment
+
+
+@pytest.fixture
+def cfg(settings: Settings) -> ChainConfig:
+    return settings.chain("local").model_copy(
+        update={"confirmations": 3, "reorg_depth_blocks": 8}
+    )
+
+
+@pytest.fixture
+def chain() -> FakeChain:
+    return FakeChain(blocks=10)
+
+
+def run_scan(session: Any, chain: FakeChain, cfg: ChainConfig, now: Any) -> None:
+    scan_job.run(session, chain, cfg=cfg, now=now, settings=ScanSettings())
+    session.expunge_all()
+
+
+def run_confirm(
+    session: Any, chain: FakeChain, cfg: ChainConfig, now: Any
+) -> confirm_job.ConfirmResult:
+    result = confirm_job.run(session, chain, cfg=cfg, now=now)
+    session.expunge_all()
+    return result
+
+
+def status_of(session: Any, pid: str) -> str:
+    with session.begin():
+        return str(session.get(Payment, pid).status)
+
+
+def test_confirms_once_every_transfer_is_deep_enough(session, chain, cfg, now) -> None:
+    p = make_payment(session, now)
+    chain.add_transfer(p.address, 600)
+    chain.add_transfer(p.address, 400)
+    run_scan(session, chain, cfg, now)
+    chain.produce_blocks(1)  # the second transfer is 2 deep, the first 3
+
+    waiting = run_confirm(session, chain, cfg, now)
+    chain.produce_blocks(1)
+    done = run_confirm(session, chain, cfg, now)
+
+    assert (waiting.confirmed, waiting.waiting) == (0, 1)
+    assert done.confirmed == 1
+    assert status_of(session, p.id) == "confirmed"
+    with session.begin():
+        types = session.scalars(
+            sa.select(WebhookEvent.type).order_by(WebhookEvent.type)
+        ).all()
+    assert types == ["payment.confirmed", "payment.detected"]
+
+
+def test_transfer_no_longer_canonical_is_not_confirmed(
+    session, chain, cfg, now
+) -> None:
+    p = make_payment(session, now)
+    chain.add_transfer(p.address, 1_000)
+    chain.produce_blocks(5)
+    run_scan(session, chain, cfg, now)
+    chain.produce_fork(6)  # the scan has not seen it yet
+
+    result = run_confirm(session, chain, cfg, now)
+
+    assert (result.confirmed, result.not_canonical) == (0, 1)
+    assert status_of(session, p.id) == "detected"
+
+
+def test_expires_overdue_pending_payments_only(session, chain, cfg, now) -> None:
+    overdue = make_payment(session, now, expires_at=now - timedelta(seconds=1))
+    fresh = make_payment(session, now)
+    paid = make_payment(
+        session, now, status="detected", expires_at=now - timedelta(hours=1)
+    )
+
+    result = run_confirm(session, chain, cfg, now)
+
+    assert result.expired == 1
+    assert status_of(session, overdue.id) == "expired"
+    assert status_of(session, fresh.id) == "pending"
+    assert status_of(session, paid.id) == "detected"
+    with session.begin():
+        assert session.scalars(sa.select(WebhookEvent.type)).all() == [
+            "payment.expired"
+        ]
+
+
+def test_rerun_is_a_no_op(session, chain, cfg, now) -> None:
+    make_payment(session, now, expires_at=now - timedelta(seconds=1))
+    run_confirm(session, chain, cfg, now)
+    again = run_confirm(session, chain, cfg, now)
+    assert (again.confirmed, again.expired) == (0, 0)
