@@ -51,7 +51,8 @@ def _pg_admin() -> sa.Engine:
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """A migrated template database per xdist worker; tests clone it."""
-    name = f"ctrip_tpl_{_worker()}"
+    # Unique per test session: several sessions may share one PostgreSQL server.
+    name = f"ctrip_tpl_{_worker()}_{os.getpid()}"
     admin = _pg_admin()
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
