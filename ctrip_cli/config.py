@@ -154,7 +154,7 @@ class ScanSettings(_Model):
     late_window_s: int = Field(default=7 * 86_400, ge=0)
     # Blocks per committed batch (also capped by the chain's max_block_range); the next
     # batch is read from the node while this one is written.
-    batch_blocks: int = Field(default=250, ge=1, le=100_000)
+    batch_blocks: int = Field(default=500, ge=1, le=100_000)
 
 
 class SweepSettings(_Model):

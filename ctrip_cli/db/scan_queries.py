@@ -9,19 +9,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    String,
     Table,
     bindparam,
-    column,
     delete,
     insert,
     or_,
     select,
+    text,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -99,13 +98,17 @@ def payments_at(session: Session, chain: str, addresses: Collection[str]) -> lis
 
 
 def lock_payments(session: Session, ids: Collection[str]) -> list[Payment]:
-    """Load payments FOR UPDATE (PostgreSQL), so confirm and sweep wait for this batch."""
+    """Payments FOR UPDATE (PostgreSQL), so confirm and sweep wait for this batch.
+
+    The objects are detached copies: callers change them freely and write set-based
+    statements themselves (the ORM's unit of work would flush one UPDATE per row).
+    """
     out: list[Payment] = []
     for part in _chunks(sorted(ids)):
-        stmt = select(Payment).where(Payment.id.in_(part)).order_by(Payment.id)
+        stmt = select(_PAYMENTS).where(_PAYMENTS.c.id.in_(part)).order_by(_PAYMENTS.c.id)
         if _is_pg(session):
             stmt = stmt.with_for_update()
-        out.extend(session.scalars(stmt))
+        out.extend(Payment(**row._mapping) for row in session.execute(stmt))
     return out
 
 
@@ -136,29 +139,29 @@ def set_amounts_received(
 ) -> None:
     """Bulk `UPDATE payments SET amount_received`: one statement per chunk.
 
-    PostgreSQL joins a VALUES list; SQLite (in-process) takes an executemany.
+    PostgreSQL joins two unnested arrays; SQLite (in-process) takes an executemany.
     """
     if not amounts:
         return
     items = sorted(amounts.items())
     if not _is_pg(session):
-        stmt = (
+        many = (
             update(_PAYMENTS)
             .where(_PAYMENTS.c.id == bindparam("pid"))
             .values(amount_received=bindparam("amt", type_=BaseUnits()), updated_at=now)
         )
-        session.execute(stmt, [{"pid": pid, "amt": amt} for pid, amt in items])
+        session.execute(many, [{"pid": pid, "amt": amt} for pid, amt in items])
         return
+    # Two array parameters instead of a VALUES list: nothing to compile per row.
+    stmt = text(
+        "UPDATE payments SET amount_received = v.amt, updated_at = :now "
+        "FROM unnest(CAST(:ids AS text[]), CAST(:amts AS numeric[])) AS v(id, amt) "
+        "WHERE payments.id = v.id"
+    )
     for part in _chunks(items):
-        v = values(column("pid", String), column("amt", BaseUnits()), name="v").data(
-            list(part)
-        )
-        session.execute(
-            update(Payment)
-            .where(Payment.id == v.c.pid)
-            .values(amount_received=v.c.amt, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        ids = [pid for pid, _ in part]
+        amts = [Decimal(amt) for _, amt in part]
+        session.execute(stmt, {"ids": ids, "amts": amts, "now": now})
 
 
 def set_statuses(

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from ctrip_cli import lifecycle
 from ctrip_cli.db import scan_queries as sq
@@ -170,10 +169,9 @@ def _move(
 
 
 def _commit(p: Payment, **values: Any) -> None:
-    # The rows were updated set-based; keep the loaded objects in step without making
-    # them dirty (a flush would re-issue one UPDATE per payment).
+    # The rows were updated set-based; keep the detached copies in step for the events.
     for key, value in values.items():
-        set_committed_value(p, key, value)
+        setattr(p, key, value)
 
 
 def _event(p: Payment, event_type: str, now: datetime) -> dict[str, Any]:

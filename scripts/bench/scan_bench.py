@@ -183,6 +183,21 @@ def time_scan(cfg: Any, template: str, chain: dict[str, Any]) -> tuple[float, An
     return elapsed, result
 
 
+def time_read(cfg: Any, chain: dict[str, Any], native_to: set[str]) -> float:
+    """ctrip's reading alone (its RPC client and parsing into domain types), no database."""
+    began = time.perf_counter()
+    client = RpcClient(cfg)
+    lo, hi = chain["first"], chain["last"]
+    client.check_chain_id()
+    client.head()
+    client.block_headers(sorted({lo, *range(max(lo, hi - 63), hi + 1)}))
+    client.token_transfers(lo, hi, [chain["usdc"], chain["dai"]], None)
+    client.native_transfers(lo, hi, native_to)
+    client.block_hashes([hi])
+    client.close()
+    return time.perf_counter() - began
+
+
 def time_floor(url: str, chain: dict[str, Any], native_to: set[str]) -> float:
     """The same data by raw batch JSON-RPC, the fastest way anvil offers; nothing else."""
     http = httpx.Client(timeout=60)
@@ -270,11 +285,17 @@ def run_all(
     big: str,
     runs: int,
 ) -> dict[str, Any]:
-    times: dict[str, list[float]] = {"floor": [], "scan_1k": [], "scan_big": []}
+    times: dict[str, list[float]] = {
+        "floor": [],
+        "read_only": [],
+        "scan_1k": [],
+        "scan_big": [],
+    }
     results = {}
     time_floor(url, chain, native_to)  # warm the node's caches once
     for _ in range(runs):  # interleaved, so drift hits every series alike
         times["floor"].append(time_floor(url, chain, native_to))
+        times["read_only"].append(time_read(cfg, chain, native_to))
         elapsed, results["scan_1k"] = time_scan(cfg, small, chain)
         times["scan_1k"].append(elapsed)
         elapsed, results["scan_big"] = time_scan(cfg, big, chain)
@@ -294,6 +315,7 @@ def report(
         "transfers": blocks,
         "runs": args.runs,
         "median_s": {k: round(v, 4) for k, v in med.items()},
+        "read_only_over_floor": round(med["read_only"] / med["floor"], 2),
         "scan_1k_over_floor": round(med["scan_1k"] / med["floor"], 2),
         "scan_big_over_floor": round(med["scan_big"] / med["floor"], 2),
         f"scan_{args.big}_over_scan_1k": round(med["scan_big"] / med["scan_1k"], 2),
