@@ -344,23 +344,6 @@ def claim_due_events(
     the claim before sending: the lease, not the transaction, protects the event.
     """
     free = or_(WebhookEvent.lease_until.is_(None), WebhookEvent.lease_until < now)
-    ids = list(
-        session.scalars(
-            select(WebhookEvent.id)
-            .where(WebhookEvent.status == "pending", WebhookEvent.next_attempt_at <= now, free)
-            .order_by(WebhookEvent.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    if not ids:
-        return []
-    session.execute(
-        update(WebhookEvent)
-        .where(WebhookEvent.id.in_(ids))
-        .values(lease_until=lease_until, lease_owner=owner)
-        .execution_options(synchronize_session=False)
-    )
     rows = session.execute(
         select(
             WebhookEvent.id,
@@ -372,8 +355,22 @@ def claim_due_events(
             Payment.chain,
         )
         .outerjoin(Payment, Payment.id == WebhookEvent.payment_id)
-        .where(WebhookEvent.id.in_(ids))
+        .where(
+            WebhookEvent.status == "pending",
+            WebhookEvent.next_attempt_at <= now,
+            free,
+        )
         .order_by(WebhookEvent.next_attempt_at, WebhookEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=WebhookEvent)
+    ).all()
+    if not rows:
+        return []
+    session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_([row.id for row in rows]))
+        .values(lease_until=lease_until, lease_owner=owner)
+        .execution_options(synchronize_session=False)
     )
     return [DueEvent(*row) for row in rows]
 
@@ -384,27 +381,31 @@ def record_webhook_results(
     owner: str,
     attempts: Sequence[dict[str, Any]],
     updates: Sequence[dict[str, Any]],
-) -> int:
+) -> None:
     """Insert attempt rows and apply each event update while `owner` still holds it.
 
-    Every update also clears the lease. Returns how many events were updated; an
-    event whose lease was lost (another run took it over) keeps the other run's state.
+    An update is an event `id`, optionally `attempted: True` (one more attempt, also
+    in the current round), and column values; it also clears the lease. Events with
+    identical updates share one statement. An event whose lease was lost (another run
+    took it over after it expired) keeps that run's state.
     """
     if attempts:
         session.execute(insert(WebhookAttempt), list(attempts))
-    kept = 0
+    groups: dict[tuple[tuple[str, Any], ...], list[str]] = {}
     for values in updates:
-        result = session.execute(
+        key = tuple(sorted((k, v) for k, v in values.items() if k != "id"))
+        groups.setdefault(key, []).append(values["id"])
+    for key, ids in groups.items():
+        sets: dict[str, Any] = dict(key) | {"lease_until": None, "lease_owner": None}
+        if sets.pop("attempted", False):
+            sets["attempts"] = WebhookEvent.attempts + 1
+            sets["attempts_in_round"] = WebhookEvent.attempts_in_round + 1
+        session.execute(
             update(WebhookEvent)
-            .where(WebhookEvent.id == values["id"], WebhookEvent.lease_owner == owner)
-            .values(
-                {k: v for k, v in values.items() if k != "id"}
-                | {"lease_until": None, "lease_owner": None}
-            )
+            .where(WebhookEvent.id.in_(ids), WebhookEvent.lease_owner == owner)
+            .values(sets)
             .execution_options(synchronize_session=False)
         )
-        kept += int(getattr(result, "rowcount", 0) or 0)
-    return kept
 
 
 def _due_at() -> Any:
@@ -429,7 +430,9 @@ def list_webhook_events(
     session: Session, *, status: str | None, limit: int
 ) -> list[WebhookEvent]:
     """Newest first."""
-    stmt = select(WebhookEvent).order_by(WebhookEvent.created_at.desc(), WebhookEvent.id)
+    stmt = select(WebhookEvent).order_by(
+        WebhookEvent.created_at.desc(), WebhookEvent.id
+    )
     if status is not None:
         stmt = stmt.where(WebhookEvent.status == status)
     return list(session.scalars(stmt.limit(limit)))

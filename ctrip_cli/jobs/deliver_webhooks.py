@@ -31,6 +31,7 @@ log = logging.getLogger("ctrip.webhooks")
 FLUSH_EVERY = 64  # outcomes per recording transaction, at most
 FLUSH_AFTER_S = 0.25  # ... or this long after the first unrecorded outcome
 IDLE_FLOOR_S = 0.05
+HOLD_FACTOR = 4  # claimed events held per in-flight slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,14 +154,13 @@ class _Pass:
     async def main(self, sender: delivery.Sender) -> DeliverWebhooksResult:
         async with sender:
             while not self.idle and self.remaining_s() > 0:
-                self._flush(force=False)
-                started = self._claim(sender)
+                started = await self._checkpoint(sender)
                 if self.tasks:
                     await self._wait_any()
                 elif not started:
                     await self._wait_for_due()
             await self._drain()
-        self._flush(force=True)
+        self._flush()
         return DeliverWebhooksResult(
             claimed=self.tally["claimed"],
             delivered=self.tally["delivered"],
@@ -171,31 +171,61 @@ class _Pass:
             elapsed_s=round(time.monotonic() - self.t0, 3),
         )
 
-    def _claim(self, sender: delivery.Sender) -> int:
-        room = self.settings.max_in_flight - len(self.tasks)
+    def _claim_size(self) -> int:
+        """How many events to claim now: 0 until a batch's worth of room is free.
+
+        Up to HOLD_FACTOR x `max_in_flight` events are held (the extra ones wait for a
+        slot), so claims come in batches, and requests keep flowing while a claim's
+        transaction is still committing.
+        """
+        room = HOLD_FACTOR * self.settings.max_in_flight - len(self.tasks)
         want = min(room, self.limit - self.tally["claimed"])
-        # Claim in batches, not one event per finished request.
-        batch_floor = max(1, self.settings.max_in_flight // 4)
-        if want <= 0 or (self.tasks and room < batch_floor):
+        if want <= 0 or self.remaining_s() < delivery.MIN_REQUEST_S:
             return 0
-        if self.remaining_s() < delivery.MIN_REQUEST_S:
+        if self.tasks and room < self.settings.max_in_flight:
             return 0
+        return want
+
+    async def _checkpoint(self, sender: delivery.Sender) -> int:
+        """Record finished attempts and claim more, in one transaction; the number
+        of events claimed."""
+        want = self._claim_size()
+        age = time.monotonic() - (self.first_unrecorded or time.monotonic())
+        due = len(self.done) >= FLUSH_EVERY or age >= FLUSH_AFTER_S
+        if want == 0 and not (self.done and due):
+            return 0
+        attempts, updates = self._decisions()
+        # The transaction runs in a worker thread so requests in flight keep moving
+        # while the database commits; nothing else touches the session meanwhile.
+        events = await asyncio.to_thread(
+            self._record_and_claim, attempts, updates, want
+        )
+        self.tally["claimed"] += len(events)
+        for event in events:
+            self._start(sender, event)
+        return len(events)
+
+    def _record_and_claim(
+        self, attempts: list[dict[str, Any]], updates: list[dict[str, Any]], want: int
+    ) -> list[queries.DueEvent]:
         now = self.clock()
         lease_until = now + timedelta(
             seconds=self.remaining_s() + self.settings.lease_s
         )
         with self.session.begin():
-            events = queries.claim_due_events(
+            if updates:
+                queries.record_webhook_results(
+                    self.session, owner=self.owner, attempts=attempts, updates=updates
+                )
+            if not want:
+                return []
+            return queries.claim_due_events(
                 self.session,
                 now=now,
                 limit=want,
                 owner=self.owner,
                 lease_until=lease_until,
             )
-        self.tally["claimed"] += len(events)
-        for event in events:
-            self._start(sender, event)
-        return len(events)
 
     def _start(self, sender: delivery.Sender, event: queries.DueEvent) -> None:
         url = event.url or self.settings.default_url
@@ -233,7 +263,7 @@ class _Pass:
 
     async def _wait_for_due(self) -> None:
         """Sleep until the next event is due if that is within the budget, else stop."""
-        self._flush(force=True)
+        self._flush()
         with self.session.begin():
             due = queries.next_webhook_due_at(self.session)
         if due is None:
@@ -259,26 +289,31 @@ class _Pass:
             task.cancel()
         self.tasks = set()
 
-    def _flush(self, *, force: bool) -> None:
-        if not self.done:
-            return
-        age = time.monotonic() - (self.first_unrecorded or time.monotonic())
-        if not force and len(self.done) < FLUSH_EVERY and age < FLUSH_AFTER_S:
-            return
+    def _decisions(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Attempt rows and event updates for every unrecorded outcome (now taken)."""
         batch, self.done, self.first_unrecorded = self.done, [], None
         attempts, updates = [], []
+        now = self.clock()
         for done in batch:
-            row, update, outcome = self._decide(done)
+            row, update, outcome = self._decide(done, now)
             if row is not None:
                 attempts.append(row)
             updates.append(update)
             self.tally[outcome] += 1
+        return attempts, updates
+
+    def _flush(self) -> None:
+        if not self.done:
+            return
+        attempts, updates = self._decisions()
         with self.session.begin():
             queries.record_webhook_results(
                 self.session, owner=self.owner, attempts=attempts, updates=updates
             )
 
-    def _decide(self, done: _Done) -> tuple[dict[str, Any] | None, dict[str, Any], str]:
+    def _decide(
+        self, done: _Done, now: datetime
+    ) -> tuple[dict[str, Any] | None, dict[str, Any], str]:
         """(attempt row, event update, outcome) for one finished delivery."""
         event, attempt = done.event, done.attempt
         if done.no_url:
@@ -290,10 +325,9 @@ class _Pass:
             )
         if attempt is None:
             return None, {"id": event.id}, "released"
-        number, in_round = event.attempts + 1, event.attempts_in_round + 1
         row = {
             "event_id": event.id,
-            "attempt": number,
+            "attempt": event.attempts + 1,
             "started_at": attempt.started_at,
             "latency_ms": attempt.latency_ms,
             "status_code": attempt.status_code,
@@ -303,18 +337,15 @@ class _Pass:
         }
         update: dict[str, Any] = {
             "id": event.id,
-            "attempts": number,
-            "attempts_in_round": in_round,
+            "attempted": True,
             "last_status_code": attempt.status_code,
             "last_error": attempt.error,
         }
         if attempt.ok:
             # A 2xx is a delivery even if the body then trickled past the deadline.
-            update |= {
-                "status": "delivered",
-                "delivered_at": attempt.started_at,
-                "last_error": None,
-            }
+            # delivered_at is when the outcome was recorded (within FLUSH_AFTER_S of
+            # the response), so a batch of deliveries is one UPDATE.
+            update |= {"status": "delivered", "delivered_at": now, "last_error": None}
             return row, update, "delivered"
         if attempt.status_code == 410:
             log.warning(
@@ -323,9 +354,8 @@ class _Pass:
                 event.id,
             )
             return row, update | {"status": "failed"}, "failed"
-        now = self.clock()
         wait_s = retry.delay_s(
-            in_round,
+            event.attempts_in_round + 1,
             retry_after_s=retry.parse_retry_after(attempt.retry_after, now=now),
             rng=self.rng,
             ladder_s=self.settings.retry_ladder_s,

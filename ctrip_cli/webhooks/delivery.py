@@ -9,6 +9,7 @@ are not followed (a 3xx is a failed attempt). Connections are reused per endpoin
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -68,19 +69,47 @@ def refused(url: str, reason: str, *, at: datetime) -> Attempt:
     return Attempt(at, endpoint_of(url), None, None, f"refused: {reason}")
 
 
-def guarded_transport(settings: WebhookSettings) -> httpx.AsyncHTTPTransport:
-    """The production transport: pooled connections through the SSRF guard."""
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
+def guarded_transport(
+    settings: WebhookSettings, *, connections: int, tls: ssl.SSLContext
+) -> httpx.AsyncHTTPTransport:
+    """A pooled transport whose connections go through the SSRF guard."""
+    transport = httpx.AsyncHTTPTransport(verify=tls, trust_env=False)
     # httpx has no public hook for the network backend, so the pool is rebuilt with the
     # guard, which resolves, checks and connects to the checked address.
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
-        max_connections=settings.max_in_flight,
-        max_keepalive_connections=settings.max_in_flight,
+        ssl_context=tls,
+        max_connections=connections,
+        max_keepalive_connections=connections,
         keepalive_expiry=30.0,
         network_backend=ssrf.GuardedBackend(allow_private=settings.allow_private),
     )
     return transport
+
+
+class EndpointTransports(httpx.AsyncBaseTransport):
+    """One small guarded pool per endpoint: httpcore scans its whole pool for every
+    request, so one pool of hundreds of connections costs more CPU than the sends."""
+
+    def __init__(self, settings: WebhookSettings) -> None:
+        self.settings = settings
+        self.pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
+        self._tls: ssl.SSLContext | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = (request.url.raw_scheme, request.url.raw_host, request.url.port)
+        pool = self.pools.get(key)
+        if pool is None:
+            if self._tls is None:  # loading the CA bundle takes ~60 ms: once per pass
+                self._tls = httpx.create_ssl_context(trust_env=False)
+            pool = guarded_transport(
+                self.settings, connections=self.settings.per_endpoint, tls=self._tls
+            )
+            self.pools[key] = pool
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self.pools.values():
+            await pool.aclose()
 
 
 class Sender:
@@ -96,7 +125,7 @@ class Sender:
     ) -> None:
         self.settings, self.keys, self.clock = settings, list(keys), clock
         self.http = httpx.AsyncClient(
-            transport=transport or guarded_transport(settings),
+            transport=transport or EndpointTransports(settings),
             follow_redirects=False,
             trust_env=False,
             headers={"user-agent": USER_AGENT},
@@ -194,7 +223,9 @@ async def _read_capped(response: httpx.Response) -> str:
     # Raw bytes (no decompression) and at most RESPONSE_CAP of them: a huge or endless
     # body costs one small read, then the connection is dropped.
     if response.is_stream_consumed:  # an in-memory response (httpx.MockTransport)
-        return response.content[:RESPONSE_CAP].decode("utf-8", "replace")[:EXCERPT_CHARS]
+        return response.content[:RESPONSE_CAP].decode("utf-8", "replace")[
+            :EXCERPT_CHARS
+        ]
     chunks, size = [], 0
     async for chunk in response.aiter_raw():
         chunks.append(chunk)
