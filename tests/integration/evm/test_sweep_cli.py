@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from ctrip_cli.db import locks
 from ctrip_cli.db.models import JobRun, SweepTransaction
 from tests.evm import (
     ANVIL_ACCOUNTS,
@@ -158,3 +159,18 @@ def test_scan_confirm_sweep_through_the_cli_to_settled(
     shown = ctrip("payments", "show", usdt["id"], "--json", env=env)
     history = [h["to"] for h in json.loads(shown.stdout)["history"]]
     assert history == ["pending", "detected", "confirmed", "settled"]
+
+
+def test_sweep_is_skipped_while_another_pass_holds_the_lock(
+    world: SweepWorld, ctrip: Ctrip
+) -> None:
+    make_confirmed(world, "ETH", "1")
+
+    with locks.try_job_lock(world.engine, "sweep", "local") as held:
+        assert held
+        result = ctrip("sweep", "--chain", "local", "--json", env=_env(world))
+
+    assert result.exit_code == 0
+    out = json.loads(result.stdout)
+    assert (out["skipped"], out["signed"]) == ("lock held", 0)
+    assert world.sweep_rows() == []
