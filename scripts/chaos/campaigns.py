@@ -27,7 +27,7 @@ from scripts.chaos.settle import settle
 from scripts.chaos.world import PASSES, CliRun, World
 
 SIZES: dict[str, dict[str, int]] = {
-    "small": {"crash": 10, "concurrency": 1, "reorg": 4, "rpc": 1, "database": 2},
+    "small": {"crash": 6, "concurrency": 1, "reorg": 3, "rpc": 1, "database": 3},
     "full": {"crash": 200, "concurrency": 6, "reorg": 30, "rpc": 4, "database": 12},
 }
 
@@ -106,7 +106,7 @@ def crash(world: World, trials: int) -> CampaignResult:
         if run.rc is None:
             result.faults += 1
             result.notes[f"killed {name}"] += 1
-        rerun = world.cli(*args)
+        rerun = world.cli_inproc(*args)
         problem = _clean_failure(run) or _clean_failure(rerun)
         if problem:
             result.violations.append(problem)
@@ -167,8 +167,8 @@ def reorg(world: World, rounds: int) -> CampaignResult:
     result = CampaignResult("reorg")
     for _ in range(rounds):
         _new_work(world, 2)
-        world.cli("scan", "--chain", "local", "--json")
-        world.cli("confirm", "--chain", "local", "--json")
+        world.cli_inproc("scan", "--chain", "local", "--json")
+        world.cli_inproc("confirm", "--chain", "local", "--json")
         depth = world.rng.randint(1, world.confirmations + 2)
         scan = world.spawn(*_pass_args("scan"))
         time.sleep(world.rng.uniform(0.0, 1.5))
@@ -181,7 +181,7 @@ def reorg(world: World, rounds: int) -> CampaignResult:
         if problem := _clean_failure(run):
             result.violations.append(problem)
         for name in ("scan", "confirm", "sweep"):
-            after = world.cli(*_pass_args(name))
+            after = world.cli_inproc(*_pass_args(name))
             if after.rc != 0:
                 result.violations.append(
                     f"{name} after a reorg exited {after.rc}: "
@@ -292,19 +292,14 @@ def database(world: World, trials: int) -> CampaignResult:
     if not world.pg_name:
         result.notes["skipped: needs PostgreSQL"] += 1
         return result
-    triggers: dict[str, tuple[str, str]] = {
-        "scan": ("rpc", "eth_getLogs"),
-        "confirm": ("rpc", "eth_getBlockByNumber"),
-        "sweep": ("rpc", "eth_sendRawTransaction"),
-        "deliver-webhooks": ("receiver", ""),
-    }
     for trial in range(trials):
         _new_work(world, 2)
         world.mine(world.confirmations)
         name = PASSES[trial % len(PASSES)]
         if name == "deliver-webhooks":
             world.fast_forward()
-        killed = _arm_kill(world, *triggers[name])
+        where = "receiver" if name == "deliver-webhooks" else "rpc"
+        killed = _arm_kill(world, where, world.rng.randint(1, 6))
         run = world.cli(*_pass_args(name))
         world.proxy.on_request = world.proxy2.on_request = world.receiver.on_request = (
             None
@@ -318,21 +313,23 @@ def database(world: World, trials: int) -> CampaignResult:
             result.violations.append(
                 f"{name} exited 1 without naming the database: {run.err.strip()[-300:]}"
             )
-        rerun = world.cli(*_pass_args(name))
+        rerun = world.cli_inproc(*_pass_args(name))
         if rerun.rc != 0:
             result.violations.append(f"rerun of {name} exited {rerun.rc}")
     _finish(world, result)
     return result
 
 
-def _arm_kill(world: World, where: str, method: str) -> list[int]:
-    """On the first matching request, terminate every backend of the campaign database."""
-    killed = [0]
+def _arm_kill(world: World, where: str, nth: int) -> list[int]:
+    """On the nth request to the RPC proxies (or the webhook receiver), terminate every
+    backend of the campaign database: the pass is mid-way, between its checkpoints."""
+    killed, seen = [0], [0]
     lock = threading.Lock()
 
-    def fire(methods: list[str] | None = None) -> None:
+    def fire(_methods: list[str] | None = None) -> None:
         with lock:
-            if killed[0] or (method and method not in (methods or [])):
+            seen[0] += 1
+            if killed[0] or seen[0] < nth:
                 return
             killed[0] = _terminate(world)
 
@@ -368,18 +365,20 @@ def _terminate(world: World) -> int:
 def secrets_campaign(world: World, _size: int) -> CampaignResult:
     result = CampaignResult("secrets")
     _new_work(world, 3)
-    for verbose_fault in (None, "reset", "5xx", "chain_id"):
-        world.proxy.fault = world.proxy2.fault = verbose_fault
+    world.mine(world.confirmations)
+    for i, fault in enumerate((None, "reset", "chain_id")):
+        world.proxy.fault = world.proxy2.fault = fault
         for name in PASSES:
-            args = ["--log-format", "json", *_pass_args(name)]
-            world.cli(*args, verbose=True)
-            world.cli(*_pass_args(name), verbose=True)
+            log_format = ["--log-format", "json"] if i % 2 else []
+            world.cli(*log_format, *_pass_args(name), verbose=True)
         world.proxy.clear()
         world.proxy2.clear()
-        world.cli("status", "--json")
-        world.cli("status", "--check")
-        world.cli("payments", "list", "--json")
-        world.cli("webhooks", "list", "--json")
+    world.cli("--verbose", "status", "--check")
+    world.cli(
+        "payments", "create", "--chain", "local", "--asset", "USDC", "--amount", "3"
+    )
+    world.cli_inproc("payments", "list", "--json")
+    world.cli_inproc("webhooks", "list", "--json")
     _finish(world, result)
     result.trials, result.faults = secrets.scanned(world)
     return result

@@ -25,26 +25,25 @@ def settle(world: World, *, max_rounds: int = 6) -> list[str]:
     problems: list[str] = []
     for _ in range(max_rounds):
         for step in (
-            ["scan"],
-            ["confirm"],
-            ["sweep"],
-            ["mine"],
-            ["scan"],
-            ["confirm"],
-            ["sweep"],
-            ["mine"],
-            ["sweep"],
-            ["deliver-webhooks"],
+            "mine",
+            "scan",
+            "confirm",
+            "sweep",
+            "mine",
+            "sweep",
+            "mine",
+            "sweep",
+            "deliver-webhooks",
         ):
-            if step == ["mine"]:
+            if step == "mine":
                 world.mine(world.confirmations + 1)
                 continue
-            if step == ["deliver-webhooks"]:
+            if step == "deliver-webhooks":
                 world.fast_forward()
                 args = ["deliver-webhooks", "--json", "--time-budget", "20s"]
             else:
-                args = [*step, "--chain", "local", "--json"]
-            run = world.cli(*args)
+                args = [step, "--chain", "local", "--json"]
+            run = world.cli_inproc(*args)
             if run.rc != 0:
                 problems.append(
                     f"settling: `ctrip {' '.join(args)}` exited {run.rc}: "

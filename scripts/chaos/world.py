@@ -8,6 +8,7 @@ Ground truth comes from the chain itself (see `truth.py`), never from ctrip's ta
 from __future__ import annotations
 
 import base64
+import gc
 import json
 import os
 import random
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +198,31 @@ class World:
         """Run `ctrip ARGS` to completion as a subprocess."""
         proc = self.spawn(*args, verbose=verbose)
         return self.finish(proc, args, timeout_s=timeout_s)
+
+    def cli_inproc(self, *args: str) -> CliRun:
+        """Run `ctrip ARGS` in this process (no interpreter start-up): for setting up
+        and settling, never for the runs a campaign injects faults into."""
+        from typer.testing import CliRunner
+
+        from ctrip_cli.cli import app
+
+        started = time.monotonic()
+        result = CliRunner().invoke(
+            app, list(args), env=self.env, catch_exceptions=True
+        )
+        err = result.stderr
+        if result.exception is not None and not isinstance(
+            result.exception, SystemExit
+        ):
+            err += "\nTraceback (in-process): " + "".join(
+                traceback.format_exception(result.exception)
+            )
+        run = CliRun(
+            list(args), result.exit_code, result.stdout, err, time.monotonic() - started
+        )
+        self.runs.append(run)
+        gc.collect()  # the CLI's engines are not disposed: free their connections now
+        return run
 
     def spawn(self, *args: str, verbose: bool = False) -> subprocess.Popen[str]:
         argv = [
