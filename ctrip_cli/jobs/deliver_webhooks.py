@@ -157,6 +157,8 @@ class _Pass:
                 started = await self._checkpoint(sender)
                 if self.tasks:
                     await self._wait_any()
+                elif self.tally["claimed"] >= self.limit:
+                    break
                 elif not started:
                     await self._wait_for_due()
             await self._drain()

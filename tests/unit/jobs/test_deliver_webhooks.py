@@ -396,3 +396,20 @@ def test_outbox_summary_counts_depth_due_retrying_failed_and_oldest_age(session,
         "delivered": 0,
         "oldest_due_age_s": 90,
     }
+
+
+def test_retry_all_skipped_requeues_events_that_had_no_url(session, now):
+    [eid] = add_event(session, now, url=None)
+    assert deliver(session, now, lambda r: httpx.Response(200)).no_url == 1
+    with session.begin():
+        result = webhooks_admin.retry(session, event_id=None, all_skipped=True, now=now)
+    assert result.ids == [eid]
+    assert event(session, eid).status == "pending"
+
+
+def test_the_pass_stops_once_its_limit_is_claimed(session, now):
+    add_event(session, now, n=3)
+    result = deliver(session, now, lambda r: httpx.Response(500), limit=1, budget_s=30)
+    # The 0.05 s retry is due within the budget, but the limit is spent.
+    assert (result.claimed, result.retrying) == (1, 1)
+    assert result.elapsed_s < 10
