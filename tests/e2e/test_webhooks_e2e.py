@@ -41,11 +41,12 @@ def receiver(secret: str) -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def settings(sqlite_url: str, tmp_path: Path) -> Settings:
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """On SQLite and on PostgreSQL (the `db_url` parameter)."""
     chains = tmp_path / "chains.yaml"
     chains.write_text(LOCAL_CHAINS_YAML)
     return Settings(
-        database_url=SecretStr(sqlite_url),
+        database_url=SecretStr(db_url),
         chains_file=chains,
         chains=load_chains(chains, {}),
         mnemonic=SecretStr(TEST_MNEMONIC_OWN),
@@ -109,6 +110,7 @@ def test_subprocess_delivers_a_verifiable_payment_webhook(settings, secret, rece
     assert secret.removeprefix("whsec_") not in out + err
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sigkill_after_sending_redelivers_with_the_same_webhook_id(
     settings, secret, receiver
 ):

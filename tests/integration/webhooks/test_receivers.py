@@ -4,11 +4,13 @@ connections; and a crash between sending and recording."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpcore
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -19,6 +21,7 @@ from ctrip_cli.config import WebhookSettings
 from ctrip_cli.db import queries
 from ctrip_cli.db.models import WebhookEvent
 from ctrip_cli.jobs import deliver_webhooks as job
+from ctrip_cli.webhooks import ssrf
 from tests.integration.webhooks.receiver import Receiver
 
 
@@ -196,3 +199,29 @@ def test_a_crash_between_sending_and_recording_redelivers_with_the_same_id(
     assert receiver.ids() == [eid, eid]  # a duplicate, with the same webhook-id
     assert all(r.verified for r in receiver.requests)
     assert [a.attempt for a in queries.webhook_attempts(sqlite_session, eid)] == [1]
+
+
+def test_the_guard_connects_to_the_checked_address_and_keeps_the_host_name(receiver):
+    connected: list[str] = []
+
+    class Spy(httpcore.AsyncNetworkBackend):
+        def __init__(self) -> None:
+            self.inner = httpcore.AnyIOBackend()
+
+        async def connect_tcp(self, host: str, port: int, *args: Any) -> Any:
+            connected.append(host)
+            return await self.inner.connect_tcp(host, port, *args)
+
+    async def post() -> int:
+        backend = ssrf.GuardedBackend(allow_private=True, inner=Spy())
+        async with httpcore.AsyncConnectionPool(network_backend=backend) as pool:
+            response = await pool.request(
+                "POST", f"http://localhost:{receiver.port}/ok"
+            )
+            return response.status
+
+    assert asyncio.run(post()) == 200
+    # The resolved, checked addresses (::1 may be tried first), never the name.
+    assert connected[-1] == "127.0.0.1"
+    assert set(connected) <= {"127.0.0.1", "::1"}
+    assert receiver.requests[0].headers["host"] == f"localhost:{receiver.port}"
