@@ -40,6 +40,8 @@ class CampaignResult:
     violations: list[str] = field(default_factory=list)
     notes: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    cli_runs: int = 0
+    cli_seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +52,8 @@ class CampaignResult:
             "violations": self.violations[:50],
             "notes": dict(self.notes),
             "seconds": round(self.seconds, 1),
+            "cli_runs": self.cli_runs,
+            "cli_seconds": round(self.cli_seconds, 1),
         }
 
 
@@ -305,8 +309,11 @@ def database(world: World, trials: int) -> CampaignResult:
             None
         )
         result.trials += 1
-        result.faults += killed[0]
-        result.notes[f"{name}: exit {run.rc} after {killed[0]} kills"] += 1
+        result.faults += int(killed[0] > 0)
+        result.notes["backends terminated"] += killed[0]
+        result.notes[
+            f"{name}: exit {run.rc}, {'killed' if killed[0] else 'no kill'}"
+        ] += 1
         if problem := _clean_failure(run):
             result.violations.append(problem)
         if run.rc == 1 and "Database" not in run.err:
@@ -407,6 +414,8 @@ def run_campaign(
     )
     try:
         result = CAMPAIGNS[name](world, SIZES[size].get(name, 1))
+        result.cli_runs = len(world.runs)
+        result.cli_seconds = sum(r.seconds for r in world.runs)
     finally:
         world.stop()
     result.seconds = time.monotonic() - started
