@@ -72,6 +72,8 @@ class ChainClient(Protocol):
 
     def native_transfers(
         self, from_block: int, to_block: int, recipients: Collection[str]
-    ) -> list[NativeTransfer]: ...
+    ) -> list[NativeTransfer]:
+        """Successful transfers to `recipients` (lowercase addresses) in the range."""
+        ...
 
     def close(self) -> None: ...

@@ -6,6 +6,7 @@ special. Addresses from the node are lowercase; domain types carry them checksum
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from ctrip_cli.chain.client import BlockHeader, NativeTransfer, TokenTransfer
@@ -65,13 +66,13 @@ def is_transfer_log(entry: dict[str, Any]) -> bool:
     return len(entry.get("topics", ())) == 3
 
 
-def receipt_pays(receipt: dict[str, Any], wanted: set[str]) -> bool:
+def receipt_pays(receipt: dict[str, Any], wanted: Collection[str]) -> bool:
     """A successful receipt of a top-level transaction to one of `wanted` (lowercase)."""
     to = receipt.get("to")
     return to is not None and to.lower() in wanted and receipt.get("status") == "0x1"
 
 
-def tx_pays(tx: dict[str, Any], wanted: set[str]) -> bool:
+def tx_pays(tx: dict[str, Any], wanted: Collection[str]) -> bool:
     to = tx.get("to")
     return (
         to is not None

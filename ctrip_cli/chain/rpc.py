@@ -288,7 +288,8 @@ class RpcClient:
     def native_transfers(
         self, from_block: int, to_block: int, recipients: Collection[str]
     ) -> list[NativeTransfer]:
-        """Successful top-level transactions in the range that pay one of `recipients`.
+        """Successful top-level transactions in the range that pay one of `recipients`
+        (lowercase addresses).
 
         Uses `eth_getBlockReceipts` (receipts carry `to` and `status`) and then fetches
         only the matched transactions for their value; nodes without it get full blocks
@@ -297,7 +298,10 @@ class RpcClient:
         Raises:
             RpcUnavailableError, RpcRejectedError: as `batch`.
         """
-        wanted = {a.lower() for a in recipients}
+        # Used as given (no copy): the scan passes up to 100,000 addresses per batch.
+        wanted = (
+            recipients if isinstance(recipients, set | frozenset) else set(recipients)
+        )
         if not wanted:
             return []
         numbers = range(from_block, to_block + 1)
@@ -313,7 +317,7 @@ class RpcClient:
         return self._native_by_blocks(numbers, wanted)
 
     def _native_by_receipts(
-        self, numbers: range, wanted: set[str]
+        self, numbers: range, wanted: Collection[str]
     ) -> list[NativeTransfer]:
         per_block = self.batch([("eth_getBlockReceipts", (hex(n),)) for n in numbers])
         self.block_receipts = True
@@ -332,7 +336,7 @@ class RpcClient:
         ]
 
     def _native_by_blocks(
-        self, numbers: range, wanted: set[str]
+        self, numbers: range, wanted: Collection[str]
     ) -> list[NativeTransfer]:
         blocks = self.batch([("eth_getBlockByNumber", (hex(n), True)) for n in numbers])
         candidates: list[dict[str, Any]] = []

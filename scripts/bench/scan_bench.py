@@ -159,6 +159,24 @@ def drop(name: str) -> None:
     admin.dispose()
 
 
+COMMIT_S: list[float] = []
+SETTINGS: list[ScanSettings] = [ScanSettings()]
+
+
+def _timed_commits() -> None:
+    """Instrument the job's batch commits (bench only): where does the time go?"""
+    original = scan_job._commit_batch
+
+    def timed(*args: Any, **kwargs: Any) -> None:
+        began = time.perf_counter()
+        try:
+            original(*args, **kwargs)
+        finally:
+            COMMIT_S.append(time.perf_counter() - began)
+
+    scan_job._commit_batch = timed  # type: ignore[assignment]
+
+
 def time_scan(cfg: Any, template: str, chain: dict[str, Any]) -> tuple[float, Any]:
     """One scan pass of the whole range on a fresh copy of the seeded database."""
     name = clone(template)
@@ -166,6 +184,7 @@ def time_scan(cfg: Any, template: str, chain: dict[str, Any]) -> tuple[float, An
     try:
         with engine.connect():
             pass  # open the pool's connection outside the timing
+        COMMIT_S.clear()
         began = time.perf_counter()
         client = RpcClient(cfg)
         with db_engine.session_factory(engine)() as session:
@@ -180,7 +199,7 @@ def time_scan(cfg: Any, template: str, chain: dict[str, Any]) -> tuple[float, An
     expected = chain["last"] - chain["first"] + 1
     if result.to_block != chain["last"] or result.transfers_recorded != expected:
         raise SystemExit(f"scan did not read everything: {result}")
-    return elapsed, result
+    return elapsed, (result, sum(COMMIT_S))
 
 
 def time_read(cfg: Any, chain: dict[str, Any], native_to: set[str]) -> float:
@@ -245,7 +264,10 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=2_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--big", type=int, default=100_000)
+    parser.add_argument("--batch-blocks", type=int, default=ScanSettings().batch_blocks)
     args = parser.parse_args()
+    SETTINGS.append(ScanSettings(batch_blocks=args.batch_blocks))
+    _timed_commits()
     with Anvil() as anvil:
         t = time.perf_counter()
         chain = make_chain(anvil, args.blocks)
@@ -289,17 +311,19 @@ def run_all(
         "floor": [],
         "read_only": [],
         "scan_1k": [],
+        "scan_1k_commits": [],
         "scan_big": [],
+        "scan_big_commits": [],
     }
     results = {}
     time_floor(url, chain, native_to)  # warm the node's caches once
     for _ in range(runs):  # interleaved, so drift hits every series alike
         times["floor"].append(time_floor(url, chain, native_to))
         times["read_only"].append(time_read(cfg, chain, native_to))
-        elapsed, results["scan_1k"] = time_scan(cfg, small, chain)
-        times["scan_1k"].append(elapsed)
-        elapsed, results["scan_big"] = time_scan(cfg, big, chain)
-        times["scan_big"].append(elapsed)
+        for key, template in (("scan_1k", small), ("scan_big", big)):
+            elapsed, (results[key], commit_s) = time_scan(cfg, template, chain)
+            times[key].append(elapsed)
+            times[f"{key}_commits"].append(commit_s)
     return {"times": times, "results": results}
 
 
@@ -314,6 +338,7 @@ def report(
         "blocks": blocks,
         "transfers": blocks,
         "runs": args.runs,
+        "batch_blocks": args.batch_blocks,
         "median_s": {k: round(v, 4) for k, v in med.items()},
         "read_only_over_floor": round(med["read_only"] / med["floor"], 2),
         "scan_1k_over_floor": round(med["scan_1k"] / med["floor"], 2),
