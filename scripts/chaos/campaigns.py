@@ -238,6 +238,10 @@ def rpc(world: World, per_fault: int) -> CampaignResult:
 def _variants(fault: str) -> list[str]:
     if fault == "hang":
         return ["first endpoint, once", "first endpoint, once"]
+    if fault == "lag":
+        # mixed: the head may come from the healthy node and the logs from the lagging
+        # one after a failover; the cursor must still not pass what was read.
+        return ["mixed", "both endpoints", "mixed", "first endpoint"]
     return ["first endpoint", "both, transient", "both endpoints", "first endpoint"]
 
 
@@ -248,6 +252,9 @@ def _rpc_trial(world: World, result: CampaignResult, fault: str, variant: str) -
     targets = (
         [world.proxy] if variant.startswith("first") else [world.proxy, world.proxy2]
     )
+    if variant == "mixed":
+        world.proxy.fault, world.proxy.probability = "5xx", 0.3
+        targets = [world.proxy2]
     for proxy in targets:
         proxy.fault = fault
         proxy.hang_s = 15.0
