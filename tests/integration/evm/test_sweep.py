@@ -479,3 +479,77 @@ def test_stuck_token_sweep_gets_a_bump_top_up_then_its_replacement(
     assert (states[token_tx.id], states[replacement.id]) == ("replaced", "confirmed")
     assert deposit_nonce(world, p.address) == 1
     assert balance_of(world.anvil, world.tokens.dai, TREASURY) == p.amount
+
+
+@sqlite_only
+def test_reverted_token_sweep_is_failed_and_its_payment_stays_confirmed(
+    world: SweepWorld,
+) -> None:
+    world.fund_payer()
+    p = make_confirmed(world, "USDC", "2")
+    world.sweep()  # top-up mined at once (automine); the token sweep is held
+    reverter_code = world.anvil.rpc("eth_getCode", world.tokens.reverter, "latest")
+    world.anvil.rpc("anvil_setCode", world.tokens.usdc, reverter_code)  # token breaks
+
+    world.sweep()  # releases the token sweep: mined, reverted
+    result = world.sweep()
+
+    assert result.failed == 1
+    assert any("reverted" in e for e in result.errors)
+    token_row = next(r for r in world.sweep_rows() if r.kind == "token")
+    assert token_row.state == "failed"
+    assert "reverted" in (token_row.last_error or "")
+    assert world.payment(p.id).status == "confirmed"
+    assert world.sweep().signed == 0  # not re-signed: each retry would burn gas
+
+
+@sqlite_only
+def test_held_token_sweep_refused_for_funds_is_retried(world: SweepWorld) -> None:
+    world.fund_payer()
+    p = make_confirmed(world, "USDT", "9")
+    world.sweep()  # top-up mined at once; the token sweep is held
+    funded = native_balance(world.anvil, p.address)
+    world.anvil.set_balance(p.address, 0)
+
+    refused = world.sweep()
+
+    assert any("insufficient funds" in e for e in refused.errors)
+    assert next(r for r in world.sweep_rows() if r.kind == "token").state == "held"
+    world.anvil.set_balance(p.address, funded)
+    world.sweep_until_settled([p.id])
+    assert (
+        len(world.sweep_rows()) == 2
+    )  # one top-up, one token sweep: nothing re-signed
+
+
+@sqlite_only
+def test_nonce_taken_by_a_foreign_transaction_fails_the_sweep(
+    world: SweepWorld,
+) -> None:
+    p = make_confirmed(world, "ETH", "1")
+    world.anvil.set_automine(False)
+    world.sweep()
+    (row,) = world.sweep_rows()
+    world.anvil.rpc("anvil_dropTransaction", row.tx_hash)
+    # Someone else holding the mnemonic spends from the deposit address with our nonce.
+    account = KeyRing(world.settings.mnemonic).account(row.key_path)  # type: ignore[arg-type]
+    foreign = account.sign_transaction(
+        {
+            "chainId": 31337,
+            "nonce": row.nonce,
+            "to": FUNDER,
+            "value": 1,
+            "gas": 21_000,
+            "gasPrice": 10**10,
+        }
+    )
+    world.anvil.rpc("eth_sendRawTransaction", "0x" + foreign.raw_transaction.hex())
+    world.anvil.mine(1)
+
+    result = world.sweep()
+
+    assert result.failed == 1
+    (row,) = world.sweep_rows()
+    assert row.state == "failed"
+    assert "did not sign" in (row.last_error or "")
+    assert world.payment(p.id).status == "confirmed"
