@@ -24,11 +24,25 @@ import sqlalchemy as sa
 from scripts.chaos import invariants, secrets
 from scripts.chaos.rpc_proxy import FAULTS
 from scripts.chaos.settle import settle
-from scripts.chaos.world import PASSES, CliRun, World
+from scripts.chaos.world import PASSES, RPC_API_KEY, CliRun, World
 
 SIZES: dict[str, dict[str, int]] = {
-    "small": {"crash": 6, "concurrency": 1, "reorg": 3, "rpc": 1, "database": 3},
-    "full": {"crash": 200, "concurrency": 6, "reorg": 30, "rpc": 4, "database": 12},
+    "small": {
+        "crash": 5,
+        "concurrency": 1,
+        "reorg": 3,
+        "rpc": 1,
+        "database": 3,
+        "secrets": 0,
+    },
+    "full": {
+        "crash": 200,
+        "concurrency": 6,
+        "reorg": 30,
+        "rpc": 4,
+        "database": 12,
+        "secrets": 2,
+    },
 }
 
 
@@ -376,11 +390,12 @@ def _terminate(world: World) -> int:
 # -- secrets (checked by every campaign's _finish, plus a verbose run of every pass) --
 
 
-def secrets_campaign(world: World, _size: int) -> CampaignResult:
+def secrets_campaign(world: World, size: int) -> CampaignResult:
     result = CampaignResult("secrets")
     _new_work(world, 3)
     world.mine(world.confirmations)
-    for i, fault in enumerate((None, "reset", "chain_id")):
+    modes = (None, "reset", "chain_id", "5xx", "batch_error", "lag")
+    for i, fault in enumerate(modes[: 2 + 2 * size]):
         world.proxy.fault = world.proxy2.fault = fault
         for name in PASSES:
             log_format = ["--log-format", "json"] if i % 2 else []
@@ -394,6 +409,13 @@ def secrets_campaign(world: World, _size: int) -> CampaignResult:
     world.cli_inproc("payments", "list", "--json")
     world.cli_inproc("webhooks", "list", "--json")
     _finish(world, result)
+    # Not vacuous: the API key reached the node in the URL, the secret signed webhooks.
+    if not any(RPC_API_KEY in path for path in world.proxy.seen_paths):
+        result.violations.append("the RPC API key never reached the proxy")
+    if not world.receiver.requests:
+        result.violations.append(
+            "no webhook was delivered, so the secret was never used"
+        )
     result.trials, result.faults = secrets.scanned(world)
     return result
 

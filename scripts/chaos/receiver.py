@@ -9,10 +9,12 @@ import json
 import random
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from standardwebhooks.webhooks import Webhook
+
+from scripts.chaos.rpc_proxy import QuietServer
 
 
 class WebhookReceiver:
@@ -29,7 +31,7 @@ class WebhookReceiver:
         self.requests = 0
         self._rng = random.Random(7)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = QuietServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 

@@ -19,6 +19,7 @@ import json
 import random
 import socket
 import struct
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +36,16 @@ FAULTS = (
     "lag",  # the node is lag_blocks behind: head rewritten, newer blocks hidden
     "chain_id",  # eth_chainId / net_version report another chain
 )
+
+
+class QuietServer(ThreadingHTTPServer):
+    """Clients killed mid-request (the crash campaign) are expected: no tracebacks."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 class RpcProxy:
@@ -61,7 +72,7 @@ class RpcProxy:
         self._rng = random.Random(0)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server = QuietServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -54,10 +54,19 @@ def run_all(
     names: list[str], size: str, *, seed: int, database: str
 ) -> list[CampaignResult]:
     with tempfile.TemporaryDirectory(prefix="ctrip-chaos-") as tmp:
-        return [
-            run_campaign(name, size, Path(tmp), seed=seed + i, database_kind=database)
-            for i, name in enumerate(names)
-        ]
+        results = []
+        for i, name in enumerate(names):
+            result = run_campaign(
+                name, size, Path(tmp), seed=seed + i, database_kind=database
+            )
+            print(
+                f"{name}: {result.trials} trials, {result.faults} faults, "
+                f"{len(result.violations)} violations, {result.seconds:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+            results.append(result)
+        return results
 
 
 def make_report(
