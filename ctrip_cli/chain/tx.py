@@ -6,6 +6,7 @@ stay inside the eth_account object handed to `sign` and never reach a message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -215,7 +216,19 @@ def is_known(rpc: Rpc, tx_hash: str) -> bool:
 
 def receipt(rpc: Rpc, tx_hash: str) -> Receipt | None:
     """The transaction's receipt, or None while it is not mined."""
-    r = rpc.call("eth_getTransactionReceipt", tx_hash)
+    return _parse_receipt(tx_hash, rpc.call("eth_getTransactionReceipt", tx_hash))
+
+
+def receipts(rpc: Rpc, tx_hashes: Sequence[str]) -> dict[str, Receipt | None]:
+    """Receipts of many transactions, in JSON-RPC batches when the client offers them."""
+    batch = getattr(rpc, "batch", None)
+    if batch is None or not tx_hashes:
+        return {h: receipt(rpc, h) for h in tx_hashes}
+    raw = batch([("eth_getTransactionReceipt", (h,)) for h in tx_hashes])
+    return {h: _parse_receipt(h, r) for h, r in zip(tx_hashes, raw, strict=True)}
+
+
+def _parse_receipt(tx_hash: str, r: dict[str, Any] | None) -> Receipt | None:
     if r is None or r.get("blockNumber") is None:
         return None
     logs = tuple(

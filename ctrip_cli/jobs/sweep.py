@@ -101,6 +101,7 @@ class _Pass:
     payer_spent_wei: int = 0
     # Read once per pass: fees, the native transfer's gas, the gas payer's balance.
     cache: dict[str, Any] = field(default_factory=dict)
+    receipts: dict[str, tx.Receipt | None] = field(default_factory=dict)
     payer_balance_wei: int | None = None
 
     @property
@@ -212,6 +213,8 @@ def _advance_all(ctx: _Pass) -> None:
     for row in queries.live_sweep_attempts(ctx.session, ctx.chain):
         groups[row.purpose].append(row)
     _commit(ctx)
+    sent = [a.tx_hash for rows in groups.values() for a in rows if a.broadcast_at]
+    ctx.receipts = tx.receipts(ctx.rpc, sent)  # one batched round trip, not one per tx
     # Oldest purpose first: a gas top-up is advanced before the token sweep it funds.
     for attempts in sorted(groups.values(), key=lambda a: a[0].id):
         _advance_group(ctx, attempts)
@@ -237,12 +240,15 @@ def _advance_group(ctx: _Pass, attempts: list[SweepTransaction]) -> None:
 
 
 def _find_mined(
-    ctx: _Pass, attempts: list[SweepTransaction]
+    ctx: _Pass, attempts: list[SweepTransaction], *, fresh: bool = False
 ) -> tuple[SweepTransaction, tx.Receipt] | None:
     for a in attempts:
         if a.broadcast_at is None:
             continue
-        rc = tx.receipt(ctx.rpc, a.tx_hash)
+        if not fresh and a.tx_hash in ctx.receipts:
+            rc = ctx.receipts[a.tx_hash]
+        else:
+            rc = tx.receipt(ctx.rpc, a.tx_hash)
         if rc is not None:
             return a, rc
     return None
@@ -343,7 +349,7 @@ def _check_pending(
     if tx.is_known(ctx.rpc, latest.tx_hash):
         return
     if tx.nonce(ctx.rpc, latest.from_address, "latest") > latest.nonce:
-        if _find_mined(ctx, attempts) is None:  # not a receipt that just appeared
+        if _find_mined(ctx, attempts, fresh=True) is None:  # not one just mined
             error = f"nonce {latest.nonce} was used by a transaction ctrip did not sign"
             _finish(ctx, attempts, latest, FAILED, error)
             ctx.errors.append(f"{latest.purpose}: {error}")
