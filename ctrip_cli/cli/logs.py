@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,23 +34,33 @@ class PlainLines(logging.Formatter):
         return f"{ts} {record.levelname:<7} {record.getMessage()}"
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is now (test runners swap it between commands)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup_logging(err: Console, *, log_format: str, level: int) -> None:
     """JSON lines, Rich lines on a terminal, plain unwrapped lines otherwise."""
     handler: logging.Handler
     if log_format == "json":
-        handler = logging.StreamHandler(err.file)
+        handler = _Stderr()
         handler.setFormatter(JsonLines())
     elif not err.is_terminal:
-        handler = logging.StreamHandler(err.file)
+        handler = _Stderr()
         handler.setFormatter(PlainLines())
     else:
         handler = RichHandler(
             console=err, show_path=False, markup=False, rich_tracebacks=False
         )
-    root = logging.getLogger("ctrip")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    logger = logging.getLogger("ctrip")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    # Records still reach the root logger (which a CLI run leaves without handlers),
+    # so pytest's caplog sees them after any earlier CLI invocation in the process.
+    logger.propagate = True
 
 
 _RESERVED = frozenset({"ts", "level", "logger", "message", "event", "job", "chain"})
