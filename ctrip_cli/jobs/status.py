@@ -444,27 +444,44 @@ def _problems(
     now: datetime,
     settings: StatusSettings,
 ) -> tuple[list[str], list[str]]:
+    """(problems that make `--check` exit 3, warnings that are only shown)."""
     problems: list[str] = []
     warnings: list[str] = []
     for name, chain in result.chains.items():
         problems.extend(_chain_problems(name, chain, result.passes))
-        payer = chain.gas_payer
-        if payer and payer.needed_wei and (payer.balance_wei or 0) < payer.needed_wei:
-            warnings.append(
-                f"chain {name}: the gas payer holds less than the ~{payer.needed_wei:,} "
-                f"wei that {chain.sweeps.awaiting_tokens} token sweep(s) may need"
-            )
-        warnings.extend(
-            f"chain {name}: RPC {e.label} is down ({e.error})"
-            for e in chain.endpoints
-            if not e.ok and chain.rpc == "degraded"
-        )
+        warnings.extend(_chain_warnings(name, chain))
     limit = settings.interval_s * settings.stale_factor
     for key, p in result.passes.items():
         if p.last_success is None or _seconds(now - p.last_success) > limit:
             problems.append(_stale(key, p, now, limit))
     problems.extend(_outbox_problems(result.outbox, settings))
+    if result.outbox.retrying:
+        warnings.append(
+            f"webhooks: {result.outbox.retrying} event(s) are being retried after "
+            "failed attempts; see `ctrip webhooks list --status pending`"
+        )
     return problems, warnings
+
+
+def _chain_warnings(name: str, chain: ChainStatus) -> list[str]:
+    warnings = [
+        f"chain {name}: RPC {e.label} is down ({e.error})"
+        for e in chain.endpoints
+        if not e.ok and chain.rpc == "degraded"
+    ]
+    payer = chain.gas_payer
+    if payer and payer.needed_wei and (payer.balance_wei or 0) < payer.needed_wei:
+        warnings.append(
+            f"chain {name}: the gas payer holds less than the ~{payer.needed_wei:,} "
+            f"wei that {chain.sweeps.awaiting_tokens} token sweep(s) may need"
+        )
+    failed = chain.sweeps.by_state.get("failed", 0)
+    if failed:
+        warnings.append(
+            f"chain {name}: {failed} sweep transaction(s) failed on chain; "
+            f"see `ctrip sweep --chain {name} --json`"
+        )
+    return warnings
 
 
 def _chain_problems(

@@ -6,9 +6,16 @@ import json
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from ctrip_cli.config import StatusSettings
-from ctrip_cli.db.models import JobRun, ScanCursor, SweepTransaction, WebhookEvent
+from ctrip_cli.db.models import (
+    JobRun,
+    Payment,
+    ScanCursor,
+    SweepTransaction,
+    WebhookEvent,
+)
 from ctrip_cli.jobs import status as status_job
 from ctrip_cli.jobs.status import Endpoint
 from ctrip_cli.payments import create_payment
@@ -193,10 +200,15 @@ def test_stuck_sweep_is_a_problem(session, settings, now):
     _add(session, _sweep("native:a", "pending", now, nonce=0, replaces=first.id))
     _add(session, _sweep("native:b", "confirmed", old, nonce=1))
     _add(session, _sweep("native:c", "pending", now - timedelta(minutes=1), nonce=2))
+    _add(session, _sweep("token:d", "failed", old, nonce=3))
     result = _status(session, settings, now)
     sweeps = result.chains["local"].sweeps
     assert (sweeps.in_flight, sweeps.stuck) == (2, 1)
-    assert sweeps.by_state == {"replaced": 1, "pending": 2, "confirmed": 1}
+    assert sweeps.by_state == {"replaced": 1, "pending": 2, "confirmed": 1, "failed": 1}
+    assert result.warnings == [
+        "chain local: 1 sweep transaction(s) failed on chain; "
+        "see `ctrip sweep --chain local --json`"
+    ]
     assert sweeps.oldest_stuck_since == old
     (problem,) = result.problems
     assert problem.startswith("chain local: 1 sweep(s) stuck")
@@ -228,6 +240,10 @@ def test_webhook_waiting_too_long_is_a_problem(session, settings, now):
     (problem,) = result.problems
     assert "oldest due event has waited 20m00s" in problem
     assert result.webhooks == {"pending": 3, "delivered": 1}
+    assert result.warnings == [
+        "webhooks: 2 event(s) are being retried after failed attempts; "
+        "see `ctrip webhooks list --status pending`"
+    ]
 
 
 def test_all_endpoints_down_is_a_problem_some_down_a_warning(session, settings, now):
@@ -261,3 +277,27 @@ def test_oldest_pending_and_detected(session, settings, now):
         "detected": None,
     }
     assert result.chains["local"].sweeps.awaiting == 0
+
+
+def test_gas_payer_short_of_what_token_sweeps_need_is_a_warning(session, settings, now):
+    _healthy_base(session, settings, now)
+    token = _payment(session, settings, now, asset="USDC")
+    with session.begin():
+        session.execute(
+            update(Payment).where(Payment.id == token["id"]).values(status="confirmed")
+        )
+    payer = status_job.GasPayer(ADDR, balance_wei=10**6, gas_price_wei=10**9)
+    result = status_job.run(
+        session,
+        {"local": [_up(1_000)]},
+        chains=settings.chains,
+        now=now,
+        settings=STATUS,
+        gas_payers={"local": payer},
+    )
+    local = result.chains["local"]
+    assert local.sweeps.awaiting_tokens == 1
+    assert local.gas_payer.needed_wei == status_job.TOKEN_SWEEP_GAS * 10**9
+    assert result.healthy
+    (warning,) = result.warnings
+    assert "gas payer holds less than" in warning
