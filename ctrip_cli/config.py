@@ -200,7 +200,7 @@ class Settings(_Model):
     chains_file: Path | None
     chains: dict[str, ChainConfig]
     mnemonic: SecretStr | None = None
-    default_expires_in_s: int = Field(default=1_800, ge=1)
+    default_expires_in_s: int = Field(default=1_800, ge=1, le=365 * 86_400)
     scan: ScanSettings = ScanSettings()
     sweep: SweepSettings = SweepSettings()
     webhooks: WebhookSettings = WebhookSettings()
@@ -421,4 +421,27 @@ def load_settings(
             status=_status(env),
         )
     except ValidationError as exc:
-        raise ConfigError(problems=_located(exc, "")) from None
+        raise ConfigError(problems=[_env_named(p) for p in _located(exc, "")]) from None
+
+
+# Settings fields read from one environment variable: errors name the variable.
+_ENV_NAMES = {
+    "default_expires_in_s": "CTRIP_DEFAULT_EXPIRES_IN_S",
+    "underpayment_tolerance_bps": "CTRIP_UNDERPAYMENT_TOLERANCE_BPS",
+    "max_fee_share_bps": "CTRIP_SWEEP_MAX_FEE_SHARE_BPS",
+    "stuck_after_s": "CTRIP_SWEEP_STUCK_AFTER_S",
+    "fee_bump_bps": "CTRIP_SWEEP_FEE_BUMP_BPS",
+    "interval_s": "CTRIP_STATUS_INTERVAL_S",
+    "stale_factor": "CTRIP_STATUS_STALE_FACTOR",
+    "max_lag_s": "CTRIP_STATUS_MAX_LAG_S",
+    "min_lag_blocks": "CTRIP_STATUS_MIN_LAG_BLOCKS",
+    "sweep_stuck_s": "CTRIP_STATUS_SWEEP_STUCK_S",
+    "webhook_max_due_s": "CTRIP_STATUS_WEBHOOK_MAX_DUE_S",
+    "probe_timeout_s": "CTRIP_STATUS_PROBE_TIMEOUT_S",
+}
+
+
+def _env_named(problem: str) -> str:
+    field, sep, rest = problem.partition(":")
+    name = _ENV_NAMES.get(field)
+    return f"{name} ({field}){sep}{rest}" if name else problem
