@@ -10,8 +10,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group, RenderableType
@@ -21,10 +20,7 @@ from rich.table import Table
 from ctrip_cli.cli import app
 
 if TYPE_CHECKING:
-    import httpx
-
     from ctrip_cli.cli.runtime import Runtime
-    from ctrip_cli.config import ChainConfig, Settings
     from ctrip_cli.jobs import status as status_job
 
 FORMATS = ("table", "json", "prometheus")
@@ -103,10 +99,12 @@ def collect(rt: Runtime, chain: str | None) -> status_job.StatusResult:
     chains = {n: settings.chain(n) for n in names}
     with rt.open_session() as session:
         probed = names if chain else status_job.chains_in_use(session, names)
-    endpoints = probe_all(
+    from ctrip_cli.cli import status_probe
+
+    endpoints = status_probe.probe_all(
         {n: chains[n] for n in probed}, timeout_s=settings.status.probe_timeout_s
     )
-    gas = _gas_payers(settings, {n: chains[n] for n in probed}, endpoints)
+    gas = status_probe.gas_payers(settings, {n: chains[n] for n in probed}, endpoints)
     with rt.open_session() as session:
         return status_job.run(
             session,
@@ -128,143 +126,6 @@ def _watch(rt: Runtime, chain: str | None, seconds: float) -> None:
                 time.sleep(seconds)
         except KeyboardInterrupt:
             return
-
-
-# -- probing -----------------------------------------------------------------------
-
-
-def endpoint_label(url: str, index: int) -> str:
-    """`#1 host:port`, or `endpoint #1` when the URL may carry a secret."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        port = parts.port
-    except ValueError:
-        return f"endpoint #{index}"
-    secretive = parts.username or parts.password or parts.query or parts.fragment
-    if secretive or parts.path not in ("", "/") or not host:
-        return f"endpoint #{index}"
-    return f"#{index} {host}" + (f":{port}" if port else "")
-
-
-def probe_all(
-    chains: Mapping[str, ChainConfig], *, timeout_s: float
-) -> dict[str, list[status_job.Endpoint]]:
-    """Probe every endpoint of `chains` at once; a dead one costs at most timeout_s."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    jobs = [
-        (name, i, url.get_secret_value(), cfg.chain_id)
-        for name, cfg in chains.items()
-        for i, url in enumerate(cfg.rpc_urls, start=1)
-    ]
-    out: dict[str, list[status_job.Endpoint]] = {name: [] for name in chains}
-    if not jobs:
-        return out
-    with ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
-        results = pool.map(lambda j: probe(j[2], j[1], j[3], timeout_s), jobs)
-        for (name, *_), endpoint in zip(jobs, results, strict=True):
-            out[name].append(endpoint)
-    return out
-
-
-def probe(url: str, index: int, chain_id: int, timeout_s: float) -> status_job.Endpoint:
-    """One endpoint: its chain id and latest block; errors never show the URL."""
-    import httpx
-
-    from ctrip_cli.jobs import status as status_job
-
-    label = endpoint_label(url, index)
-    try:
-        with httpx.Client(timeout=timeout_s, follow_redirects=False) as http:
-            actual = int(_rpc(http, url, "eth_chainId"), 16)
-            started = time.monotonic()
-            block = _rpc(http, url, "eth_getBlockByNumber", "latest", False)
-            latency_ms = round((time.monotonic() - started) * 1000)
-    except _ProbeError as exc:
-        return status_job.Endpoint(label, ok=False, error=str(exc))
-    except httpx.HTTPError as exc:
-        return status_job.Endpoint(label, ok=False, error=type(exc).__name__)
-    if actual != chain_id:
-        error = f"serves chain id {actual}, chains.yaml says {chain_id}"
-        return status_job.Endpoint(label, ok=False, error=error)
-    return status_job.Endpoint(
-        label,
-        ok=True,
-        head=int(block["number"], 16),
-        head_timestamp=int(block["timestamp"], 16),
-        latency_ms=latency_ms,
-    )
-
-
-class _ProbeError(Exception):
-    pass
-
-
-def _rpc(http: httpx.Client, url: str, method: str, *params: Any) -> Any:
-    resp = http.post(
-        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-    )
-    if resp.status_code != 200:
-        raise _ProbeError(f"HTTP {resp.status_code}")
-    try:
-        body = resp.json()
-        if "error" in body:
-            raise _ProbeError(f"JSON-RPC error {body['error'].get('code')}")
-        result = body["result"]
-        if method == "eth_getBlockByNumber":
-            int(result["number"], 16)
-        return result
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise _ProbeError("not a JSON-RPC answer") from None
-
-
-def _gas_payers(
-    settings: Settings,
-    chains: Mapping[str, ChainConfig],
-    endpoints: Mapping[str, Sequence[status_job.Endpoint]],
-) -> dict[str, status_job.GasPayer]:
-    """The gas payer's balance on chains with tokens, when key material is configured."""
-    if settings.mnemonic is None:
-        return {}
-    from ctrip_cli.chain.signer import KeyRing
-    from ctrip_cli.errors import CtripError
-
-    out = {}
-    for name, cfg in chains.items():
-        if not cfg.tokens or not any(e.ok for e in endpoints.get(name, ())):
-            continue
-        try:
-            keys = KeyRing.for_chain(settings.mnemonic, cfg)
-            address = keys.address(settings.sweep.gas_payer_path)
-        except CtripError:
-            continue
-        out[name] = _balance(cfg, address, settings.status.probe_timeout_s)
-    return out
-
-
-def _balance(cfg: ChainConfig, address: str, timeout_s: float) -> status_job.GasPayer:
-    import httpx
-
-    from ctrip_cli.jobs import status as status_job
-
-    errors = []
-    with httpx.Client(timeout=timeout_s, follow_redirects=False) as http:
-        for url in (u.get_secret_value() for u in cfg.rpc_urls):
-            try:
-                wei = int(_rpc(http, url, "eth_getBalance", address, "latest"), 16)
-                price = int(_rpc(http, url, "eth_gasPrice"), 16)
-            except (_ProbeError, httpx.HTTPError, ValueError) as exc:
-                errors.append(type(exc).__name__)
-                continue
-            return status_job.GasPayer(
-                address,
-                wei,
-                symbol=cfg.native.symbol,
-                decimals=cfg.native.decimals,
-                gas_price_wei=price,
-            )
-    return status_job.GasPayer(address, None, error=", ".join(errors))
 
 
 # -- the human view ----------------------------------------------------------------
@@ -399,7 +260,7 @@ def _n(value: int | None) -> str:
 
 def _age(seconds: float | None) -> str:
     """`3h05m`, `7m12s`, `42s`."""
-    from ctrip_cli.jobs.status import human_age
+    from ctrip_cli.jobs.status_health import human_age
 
     return human_age(seconds)
 

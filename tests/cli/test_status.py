@@ -15,7 +15,7 @@ from rich.console import Console
 
 from ctrip_cli.cli.logs import JsonLines, PlainLines
 from ctrip_cli.cli.runtime import Runtime
-from ctrip_cli.cli.status import endpoint_label
+from ctrip_cli.cli.status_probe import endpoint_label
 from ctrip_cli.config import StatusSettings
 from ctrip_cli.db import engine as db_engine
 from ctrip_cli.db.models import JobRun, ScanCursor
