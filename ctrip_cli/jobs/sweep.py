@@ -383,10 +383,10 @@ def _replace(
     if latest.kind == TOKEN:
         need = new.cost_wei(latest.gas_limit) - tx.balance(ctx.rpc, latest.from_address)
         if need > 0:
+            if not _reserve_topup(ctx, need):
+                return
             purpose = f"{latest.purpose}:bump{latest.id}"
             depends_on = _sign_topup(ctx, latest.from_address, need, purpose)
-            if depends_on is None:
-                return
     row = _sign_row(
         ctx,
         purpose=latest.purpose,
@@ -413,7 +413,40 @@ def _replace(
 # --- planning new sweeps ---------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """A sweep decided from chain reads, signed later in the pass's one signing commit."""
+
+    kind: str
+    payments: list[Payment]
+    token: str | None
+    amount: int
+    gas_limit: int
+    fees: tx.Fees
+    topup_wei: int = 0
+
+
 def _plan_all(ctx: _Pass) -> None:
+    drafts = [d for d in (_plan_group(ctx, g) for g in _groups(ctx)) if d]
+    ctx.counts["planned"] += len(drafts)
+    if ctx.dry_run or not drafts:
+        return
+    # Chain reads first, so the write transaction below holds no lock across an RPC call.
+    for d in drafts:
+        _node_nonce(ctx, d.payments[0].address)
+    if any(d.topup_wei for d in drafts):
+        _node_nonce(ctx, ctx.keys.address(ctx.settings.gas_payer_path))
+    to_send = [_sign_draft(ctx, d) for d in drafts]
+    _commit(ctx)  # every new transaction is stored before the first one is sent
+    ctx.hook("after_sign")
+    for row in to_send:  # pipelined by nonce: no receipt waits
+        _broadcast(ctx, row, commit=False)
+    _commit(ctx)
+
+
+def _groups(ctx: _Pass) -> list[list[Payment]]:
+    """Payments to sweep, one group per (address, asset); native groups first, as they
+    need no gas payer and so go out even when it is empty."""
     candidates = queries.sweep_candidates(ctx.session, ctx.chain)
     late_ids = [p.id for p in candidates if p.status == lifecycle.EXPIRED]
     last_blocks = queries.last_transfer_blocks(ctx.session, late_ids)
@@ -426,15 +459,15 @@ def _plan_all(ctx: _Pass) -> None:
             continue
         if p.amount_received > 0:
             groups[(p.address, p.token_address)].append(p)
-    # Native sweeps first: they need no gas payer, so they go out even when it is empty.
-    for (_address, token), payments in sorted(
-        groups.items(), key=lambda kv: kv[0][1] or ""
-    ):
-        _check_keys(ctx, payments[0])
-        if token is None:
-            _plan_native(ctx, payments)
-        else:
-            _plan_token(ctx, payments, token)
+    return [g for _key, g in sorted(groups.items(), key=lambda kv: kv[0][1] or "")]
+
+
+def _plan_group(ctx: _Pass, payments: list[Payment]) -> _Draft | None:
+    _check_keys(ctx, payments[0])
+    token = payments[0].token_address
+    if token is None:
+        return _plan_native(ctx, payments)
+    return _plan_token(ctx, payments, token)
 
 
 def _late_funds_deep(ctx: _Pass, block: int | None) -> bool:
@@ -451,7 +484,7 @@ def _check_keys(ctx: _Pass, payment: Payment) -> None:
         )
 
 
-def _plan_native(ctx: _Pass, payments: list[Payment]) -> None:
+def _plan_native(ctx: _Pass, payments: list[Payment]) -> _Draft | None:
     first = payments[0]
     received = sum(p.amount_received for p in payments)
     total = min(tx.balance(ctx.rpc, first.address), received)
@@ -464,107 +497,82 @@ def _plan_native(ctx: _Pass, payments: list[Payment]) -> None:
     _add_plan(ctx, NATIVE, first, ctx.treasury, max(value, 0), fee, payments, action)
     if uneconomic:
         ctx.counts["skipped_uneconomic"] += 1
-        return
-    ctx.counts["planned"] += 1
-    if ctx.dry_run:
-        return
-    row = _sign_row(
-        ctx,
-        purpose=_purpose("sweep", payments),
-        kind=NATIVE,
-        key_path=DEPOSIT_PATH.format(index=first.derivation_index),
-        to=ctx.treasury,
-        token=None,
-        amount=value,
-        nonce=_next_nonce(ctx, first.address),
-        gas_limit=gas_limit,
-        fees=fees,
-    )
-    queries.link_sweep_payments(ctx.session, row.id, [p.id for p in payments])
-    _commit(ctx)
-    ctx.hook("after_sign")
-    _broadcast(ctx, row)
+        return None
+    return _Draft(NATIVE, payments, None, value, gas_limit, fees)
 
 
-def _plan_token(ctx: _Pass, payments: list[Payment], token: str) -> None:
+def _plan_token(ctx: _Pass, payments: list[Payment], token: str) -> _Draft | None:
     first = payments[0]
     received = sum(p.amount_received for p in payments)
     amount = min(tx.token_balance(ctx.rpc, token, first.address), received)
     if amount <= 0:
         ctx.errors.append(f"{first.address}: no {first.asset} left to sweep")
-        return
+        return None
     data = tx.transfer_data(ctx.treasury, amount)
     estimate = tx.estimate_gas(ctx.rpc, sender=first.address, to=token, data=data)
     gas_limit = estimate + estimate * TOKEN_GAS_MARGIN_BPS // 10_000
     fees = _fees(ctx, eip1559=ctx.cfg.eip1559)
-    need = fees.cost_wei(gas_limit) - tx.balance(ctx.rpc, first.address)
+    gas_wei = fees.cost_wei(gas_limit)
+    need = max(gas_wei - tx.balance(ctx.rpc, first.address), 0)
     # No price oracle: a token sweep is never skipped as uneconomic; its gas is reported.
-    action = "top up gas, then sweep" if need > 0 else "sweep"
-    _add_plan(
-        ctx,
-        TOKEN,
-        first,
-        ctx.treasury,
-        amount,
-        fees.cost_wei(gas_limit),
-        payments,
-        action,
-    )
-    if need > 0:
+    action = "top up gas, then sweep" if need else "sweep"
+    _add_plan(ctx, TOKEN, first, ctx.treasury, amount, gas_wei, payments, action)
+    if need:
         payer = ctx.keys.address(ctx.settings.gas_payer_path)
-        topup_fee = fees.cost_wei(tx.NATIVE_GAS)
+        fee = _fees(ctx, eip1559=ctx.cfg.eip1559).cost_wei(tx.NATIVE_GAS)
         _add_plan(
             ctx,
             TOPUP,
             first,
             first.address,
             need,
-            topup_fee,
+            fee,
             payments,
             "top up",
             sender=payer,
         )
-    ctx.counts["planned"] += 1
-    if ctx.dry_run:
-        if need > 0:
-            _payer_can_fund(ctx, need)
-        return
-    topup = (
-        _sign_topup(ctx, first.address, need, _purpose("gas", payments))
-        if need > 0
-        else None
-    )
-    if need > 0 and topup is None:
-        ctx.counts["planned"] -= 1
-        return
+        if not _reserve_topup(ctx, need) and not ctx.dry_run:
+            return None
+    return _Draft(TOKEN, payments, token, amount, gas_limit, fees, need)
+
+
+def _sign_draft(ctx: _Pass, d: _Draft) -> SweepTransaction:
+    """Sign a draft (and its top-up) and link its payments; returns the row to send."""
+    first = d.payments[0]
+    topup = None
+    if d.topup_wei:
+        topup = _sign_topup(
+            ctx, first.address, d.topup_wei, _purpose("gas", d.payments)
+        )
     row = _sign_row(
         ctx,
-        purpose=_purpose("sweep", payments),
-        kind=TOKEN,
+        purpose=_purpose("sweep", d.payments),
+        kind=d.kind,
         key_path=DEPOSIT_PATH.format(index=first.derivation_index),
         to=ctx.treasury,
-        token=token,
-        amount=amount,
+        token=d.token,
+        amount=d.amount,
         nonce=_next_nonce(ctx, first.address),
-        gas_limit=gas_limit,
-        fees=fees,
+        gas_limit=d.gas_limit,
+        fees=d.fees,
         depends_on=topup,
     )
-    queries.link_sweep_payments(ctx.session, row.id, [p.id for p in payments])
-    _commit(ctx)
-    ctx.hook("after_sign")
-    _broadcast(ctx, topup or row)
+    queries.link_sweep_payments(ctx.session, row.id, [p.id for p in d.payments])
+    return topup or row
 
 
-def _sign_topup(
-    ctx: _Pass, to: str, value: int, purpose: str
-) -> SweepTransaction | None:
-    """Sign (not commit) exactly `value` wei from the gas payer to `to`; None if it is short."""
-    fees = _fees(ctx, eip1559=ctx.cfg.eip1559)
-    if not _payer_can_fund(ctx, value + fees.cost_wei(tx.NATIVE_GAS)):
-        return None
+def _reserve_topup(ctx: _Pass, value: int) -> bool:
+    """Whether the gas payer can send `value` plus the top-up's fee; reserves it if so."""
+    total = value + _fees(ctx, eip1559=ctx.cfg.eip1559).cost_wei(tx.NATIVE_GAS)
+    if not _payer_can_fund(ctx, total):
+        return False
+    ctx.payer_spent_wei += total
+    return True
+
+
+def _sign_topup(ctx: _Pass, to: str, value: int, purpose: str) -> SweepTransaction:
+    """Sign (not commit) exactly `value` wei from the gas payer to `to`."""
     payer = ctx.keys.address(ctx.settings.gas_payer_path)
-    ctx.payer_spent_wei += value + fees.cost_wei(tx.NATIVE_GAS)
     ctx.counts["topups"] += 1
     return _sign_row(
         ctx,
@@ -576,7 +584,7 @@ def _sign_topup(
         amount=value,
         nonce=_next_nonce(ctx, payer),
         gas_limit=tx.NATIVE_GAS,
-        fees=fees,
+        fees=_fees(ctx, eip1559=ctx.cfg.eip1559),
     )
 
 
@@ -642,12 +650,20 @@ def _next_nonce(ctx: _Pass, address: str) -> int:
     """Our next nonce for `address`: the database's under the job lock, or the node's
     pending nonce when something else has used the account since."""
     if address not in ctx.nonces:
-        node = tx.nonce(ctx.rpc, address, "pending")
+        node = _node_nonce(ctx, address)
         ours = queries.max_sweep_nonce(ctx.session, ctx.chain, address)
         ctx.nonces[address] = max(node, -1 if ours is None else ours + 1)
     n = ctx.nonces[address]
     ctx.nonces[address] = n + 1
     return n
+
+
+def _node_nonce(ctx: _Pass, address: str) -> int:
+    key = f"nonce:{address}"
+    if key not in ctx.cache:
+        ctx.cache[key] = tx.nonce(ctx.rpc, address, "pending")
+    nonce: int = ctx.cache[key]
+    return nonce
 
 
 def _purpose(what: str, payments: list[Payment]) -> str:
@@ -744,14 +760,17 @@ def _sign_row(
     )
 
 
-def _broadcast(ctx: _Pass, row: SweepTransaction, *, first: bool = True) -> None:
+def _broadcast(
+    ctx: _Pass, row: SweepTransaction, *, first: bool = True, commit: bool = True
+) -> None:
     """Send the stored bytes; the outcome is recorded, a refusal is data, not an error."""
     try:
         outcome = tx.send_raw(ctx.rpc, row.raw_tx)
     except RpcRejectedError as exc:
         row.last_error, row.updated_at = str(exc)[:500], ctx.now
         ctx.errors.append(f"{row.purpose}: {exc}")
-        _commit(ctx)
+        if commit:
+            _commit(ctx)
         return
     if outcome is tx.SendOutcome.NO_FUNDS:
         row.last_error = (
@@ -763,7 +782,8 @@ def _broadcast(ctx: _Pass, row: SweepTransaction, *, first: bool = True) -> None
         row.broadcast_at = row.broadcast_at or ctx.now
         ctx.counts["broadcast"] += int(first)
     row.updated_at = ctx.now
-    _commit(ctx)
+    if commit:  # else the caller commits the batch; a lost update only means a resend
+        _commit(ctx)
     ctx.hook("after_broadcast")
 
 

@@ -40,6 +40,7 @@ from tests.evm import (
     mint,
     native_balance,
     send_native,
+    wait_receipt,
 )
 from tests.evm_fixtures import TestTokens
 
@@ -123,6 +124,8 @@ class SweepWorld:
             self.sweep()
             if all(self.payment(i).status == lifecycle.SETTLED for i in ids):
                 return n
+            if self.anvil.rpc("anvil_getAutomine"):
+                self.wait_mined()
             self.anvil.mine(self.cfg.confirmations)
         raise AssertionError(
             f"not settled after {max_passes} passes: {self.statuses(ids)}"
@@ -136,6 +139,15 @@ class SweepWorld:
 
     def statuses(self, ids: list[str]) -> list[str]:
         return [self.payment(i).status for i in ids]
+
+    def wait_mined(self) -> None:
+        """Wait for anvil to mine what was sent (automine mines just after replying)."""
+        newest = {
+            row.purpose: row for row in self.sweep_rows()
+        }  # superseded ones may never be
+        for row in newest.values():
+            if row.state == "pending":
+                wait_receipt(self.anvil, row.tx_hash)
 
     def sweep_rows(self) -> list[SweepTransaction]:
         with self.session() as s:
@@ -487,11 +499,13 @@ def test_reverted_token_sweep_is_failed_and_its_payment_stays_confirmed(
 ) -> None:
     world.fund_payer()
     p = make_confirmed(world, "USDC", "2")
-    world.sweep()  # top-up mined at once (automine); the token sweep is held
+    world.sweep()  # the top-up goes out; the token sweep is held
+    world.wait_mined()
     reverter_code = world.anvil.rpc("eth_getCode", world.tokens.reverter, "latest")
     world.anvil.rpc("anvil_setCode", world.tokens.usdc, reverter_code)  # token breaks
 
     world.sweep()  # releases the token sweep: mined, reverted
+    world.wait_mined()
     result = world.sweep()
 
     assert result.failed == 1
@@ -507,7 +521,8 @@ def test_reverted_token_sweep_is_failed_and_its_payment_stays_confirmed(
 def test_held_token_sweep_refused_for_funds_is_retried(world: SweepWorld) -> None:
     world.fund_payer()
     p = make_confirmed(world, "USDT", "9")
-    world.sweep()  # top-up mined at once; the token sweep is held
+    world.sweep()  # the top-up goes out; the token sweep is held
+    world.wait_mined()
     funded = native_balance(world.anvil, p.address)
     world.anvil.set_balance(p.address, 0)
 
