@@ -16,6 +16,9 @@ from tests.integration.evm.scan_world import PAYER, ScanWorld, make_world
 pytestmark = pytest.mark.evm
 
 ETH = 10**18
+# Replacement blocks must differ from the originals: an empty block mined again in the
+# same second has the same hash, which would make the fork shallower than asked.
+BUMP = {"from": PAYER, "to": "0x" + "99" * 20, "value": hex(1)}
 
 
 @pytest.fixture
@@ -94,7 +97,7 @@ def test_reorg_deeper_than_the_window_is_an_error_naming_the_fix(
     world.scan()
     cursor = world.anvil.block_number()
 
-    world.anvil.reorg(30)  # the window keeps 16 blocks
+    world.anvil.reorg(30, [(BUMP, 0)])  # the window keeps 16 blocks
     with pytest.raises(ReorgTooDeepError) as info:
         world.scan()
 
@@ -110,7 +113,7 @@ def test_rescan_from_the_named_block_recovers_from_a_deep_reorg(
     send_native(world.anvil, PAYER, world.payment(pid).address, ETH)
     world.scan()
     assert world.payment(pid).status == "detected"
-    world.anvil.reorg(25)
+    world.anvil.reorg(25, [(BUMP, 0)])
     with pytest.raises(ReorgTooDeepError) as info:
         world.scan()
 
