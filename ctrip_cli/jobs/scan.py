@@ -5,13 +5,12 @@ history, outbox events, block hashes and the cursor in ONE transaction.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -20,20 +19,18 @@ from ctrip_cli import lifecycle
 from ctrip_cli.chain.client import (
     BlockHeader,
     ChainClient,
-    NativeTransfer,
     TokenTransfer,
 )
 from ctrip_cli.config import ChainConfig, ScanSettings
 from ctrip_cli.db import scan_queries as sq
-from ctrip_cli.errors import ChainError, ReorgTooDeepError, RpcUnavailableError
-from ctrip_cli.jobs import crediting
+from ctrip_cli.errors import ReorgTooDeepError, RpcUnavailableError
+from ctrip_cli.jobs import crediting, scan_read
+from ctrip_cli.jobs.scan_read import Transfer
 
 log = logging.getLogger("ctrip.scan")
 WATCHED = (lifecycle.PENDING, lifecycle.DETECTED, lifecycle.CONFIRMED)
 MAX_BACKFILL_BLOCKS = 100_000
-_RETRIES_ON_MOVE = 3
 Progress = Callable[[int, int], None]
-Transfer = TokenTransfer | NativeTransfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +52,6 @@ class ScanResult:
 
 
 @dataclass(slots=True)
-class _Watch:
-    """Addresses (lowercase) that may receive funds, loaded once per pass."""
-
-    native: set[str] = field(default_factory=set)
-    tokens: dict[str, str] = field(default_factory=dict)  # lowercase → checksummed
-    token_recipients: set[str] = field(default_factory=set)
-
-
-@dataclass(slots=True)
 class _Tally:
     blocks: int = 0
     recorded: int = 0
@@ -77,14 +65,6 @@ class _Tally:
         self.reorged += c.reorged
 
 
-class _ChainMoved(Exception):
-    """The chain changed while a batch was read; the batch is read again."""
-
-
-class _Reorged(Exception):
-    """The block before the batch is no longer canonical: the next pass rewinds."""
-
-
 @dataclass(frozen=True, slots=True)
 class _Pass:
     session: Session
@@ -92,9 +72,8 @@ class _Pass:
     cfg: ChainConfig
     settings: ScanSettings
     now: datetime
-    watch: _Watch
+    reader: scan_read.Reader
     progress: Progress | None
-    head: int
 
 
 def skipped(chain: str, reason: str) -> ScanResult:
@@ -125,7 +104,8 @@ def run(
         watch = _load_watch(session, cfg, now, settings)
         cursor = sq.get_cursor(session, cfg.name)
         fresh_start = _initial_start(session, cfg, head, now) if cursor is None else 0
-    p = _Pass(session, chain, cfg, settings, now, watch, progress, head)
+    reader = scan_read.Reader(chain, cfg, settings, watch, head)
+    p = _Pass(session, chain, cfg, settings, now, reader, progress)
     tally = _Tally()
     if from_block is None and cursor is not None and head < cursor[0]:
         log.warning(
@@ -197,14 +177,16 @@ def _result(
 
 def _load_watch(
     session: Session, cfg: ChainConfig, now: datetime, s: ScanSettings
-) -> _Watch:
+) -> scan_read.Watch:
     rows = sq.watched_addresses(
         session,
         cfg.name,
         statuses=WATCHED,
         expired_since=now - timedelta(seconds=s.late_window_s),
     )
-    watch = _Watch(tokens={t.address.lower(): t.address for t in cfg.tokens.values()})
+    watch = scan_read.Watch(
+        tokens={t.address.lower(): t.address for t in cfg.tokens.values()}
+    )
     for address, token in rows:
         if token is None:
             watch.native.add(address.lower())
@@ -290,7 +272,7 @@ def _scan_range(
             a, b, began, future = ahead
             try:
                 headers, found = future.result()
-            except _Reorged:
+            except scan_read.Reorged:
                 log.warning("chain %s: reorg below #%d during the pass", p.cfg.name, a)
                 break
             except RpcUnavailableError:
@@ -322,68 +304,7 @@ def _submit(
 ) -> _Ahead | None:
     if a > b:
         return None
-    return a, b, time.monotonic(), pool.submit(_read_batch, p, a, b, prev_hash)
-
-
-def _read_batch(
-    p: _Pass, a: int, b: int, prev_hash: str | None
-) -> tuple[list[BlockHeader], list[Transfer]]:
-    for _ in range(_RETRIES_ON_MOVE):
-        try:
-            return _read_once(p, a, b, prev_hash)
-        except _ChainMoved:
-            log.info(
-                "chain %s: the chain moved while #%d-#%d was read", p.cfg.name, a, b
-            )
-    raise ChainError(
-        f"chain {p.cfg.name!r} kept reorganising while #{a:,}-#{b:,} was read; rerun the scan"
-    )
-
-
-def _read_once(
-    p: _Pass, a: int, b: int, prev_hash: str | None
-) -> tuple[list[BlockHeader], list[Transfer]]:
-    """Headers, then transfers, then the tip again, checked against each other.
-
-    Headers: the batch's first and last block and every block within
-    `reorg_depth_blocks` of the head. Deeper blocks would need a fork deeper than the
-    window, which the next pass reports as ReorgTooDeepError.
-    """
-    window = p.head - p.cfg.reorg_depth_blocks + 1
-    numbers = sorted({a, b, *range(max(a, window), b + 1)})
-    headers = p.chain.block_headers(numbers)
-    _check_links(headers, prev_hash)
-    found = _transfers(p, a, b)
-    by_number = {h.number: h.hash for h in headers}
-    if any(by_number.get(t.block_number, t.block_hash) != t.block_hash for t in found):
-        raise _ChainMoved
-    if b >= window and p.chain.block_hashes([b]).get(b) != headers[-1].hash:
-        raise _ChainMoved
-    return headers, found
-
-
-def _transfers(p: _Pass, a: int, b: int) -> list[Transfer]:
-    found: list[Transfer] = []
-    watch = p.watch
-    if watch.token_recipients:
-        chunks = math.ceil(len(watch.token_recipients) / p.settings.address_chunk)
-        # Past max_filter_chunks filters, one unfiltered query is cheaper (see README).
-        recipients = (
-            watch.token_recipients if chunks <= p.settings.max_filter_chunks else None
-        )
-        logs = p.chain.token_transfers(a, b, list(watch.tokens.values()), recipients)
-        found.extend(t for t in logs if t.to_address.lower() in watch.token_recipients)
-    if watch.native:
-        found.extend(p.chain.native_transfers(a, b, watch.native))
-    return found
-
-
-def _check_links(headers: list[BlockHeader], prev_hash: str | None) -> None:
-    if prev_hash is not None and headers and headers[0].parent_hash != prev_hash:
-        raise _Reorged
-    for parent, child in itertools.pairwise(headers):
-        if child.number == parent.number + 1 and child.parent_hash != parent.hash:
-            raise _ChainMoved
+    return a, b, time.monotonic(), pool.submit(p.reader.read, a, b, prev_hash)
 
 
 def _commit_batch(
