@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from ctrip_cli.cli import app
 
@@ -85,26 +87,33 @@ def _crash_hook() -> Callable[[str], None] | None:
     return hook
 
 
-def _view(r: SweepResult) -> Table:
+def _view(r: SweepResult) -> Group:
     title = f"sweep {r.chain}" + (
         " (dry run: nothing signed or written)" if r.dry_run else ""
     )
     if r.skipped:
-        title += f": skipped ({r.skipped})"
-    table = Table("action", "asset", "from", "to", "amount", "fee (wei)", title=title)
-    for item in r.plan:
-        table.add_row(
-            item.action,
-            item.asset,
-            item.from_address,
-            item.to_address,
-            item.amount,
-            item.fee_wei,
-        )
-    table.caption = (
+        return Group(f"{title}: skipped ({r.skipped})")
+    summary = (
         f"planned {r.planned}, signed {r.signed}, broadcast {r.broadcast}, "
         f"confirmed {r.confirmed}, settled {r.settled}, replaced {r.replaced}, "
-        f"uneconomic {r.skipped_uneconomic}, in flight {r.in_flight}"
-        + "".join(f"\n{e}" for e in r.errors)
+        f"rebroadcast {r.rebroadcast}, uneconomic {r.skipped_uneconomic}, "
+        f"failed {r.failed}, in flight {r.in_flight}"
     )
-    return table
+    parts: list[RenderableType] = []
+    if r.plan:
+        table = Table("action", "asset", "from", "to", "amount", "fee", title=title)
+        for item in r.plan:
+            table.add_row(
+                item.action,
+                item.asset,
+                item.from_address,
+                item.to_address,
+                item.amount,
+                item.fee,
+            )
+        parts.append(table)
+    else:
+        parts.append(f"{title}: nothing new to sweep")
+    parts.append(summary)
+    parts.extend(Text(e, style="yellow") for e in r.errors)
+    return Group(*parts)

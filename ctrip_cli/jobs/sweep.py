@@ -49,6 +49,7 @@ class PlanItem:
     to_address: str
     amount: str
     amount_base_units: str
+    fee: str  # in the native coin (for a token sweep: its gas at the max fee)
     fee_wei: str
     payments: list[str]
     action: str
@@ -696,6 +697,7 @@ def _add_plan(
             to_address=to,
             amount=format_units(amount, decimals),
             amount_base_units=str(amount),
+            fee=f"{format_units(fee_wei, native.decimals)} {native.symbol}",
             fee_wei=str(fee_wei),
             payments=[x.id for x in payments],
             action=action,
