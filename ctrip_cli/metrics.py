@@ -202,14 +202,16 @@ def _queues(r: StatusResult) -> Iterator[Metric]:
 
 
 def _passes(r: StatusResult) -> Iterator[Metric]:
-    from prometheus_client.core import CounterMetricFamily, SummaryMetricFamily
-
     labels = ["job", "chain"]
-    runs = CounterMetricFamily(
-        "ctrip_pass_runs", "Passes run, by outcome.", labels=[*labels, "outcome"]
+    runs = _gauge(
+        "ctrip_pass_recent_runs",
+        "Passes run in the last hour, by outcome.",
+        [*labels, "outcome"],
     )
-    took = SummaryMetricFamily(
-        "ctrip_pass_duration_seconds", "Wall time of passes.", labels=labels
+    took = _gauge(
+        "ctrip_pass_recent_duration_seconds",
+        "Wall time of the passes of the last hour (avg, max).",
+        [*labels, "stat"],
     )
     last = _gauge(
         "ctrip_pass_last_duration_seconds", "Wall time of the last pass.", labels
@@ -226,7 +228,7 @@ def _passes(r: StatusResult) -> Iterator[Metric]:
         ),
         "failure": _gauge(
             "ctrip_pass_last_failure_timestamp_seconds",
-            "End of the last failure.",
+            "End of the last failure (within 7 days).",
             labels,
         ),
     }
@@ -237,11 +239,14 @@ def _passes(r: StatusResult) -> Iterator[Metric]:
     )
     for p in r.passes.values():
         key = [p.job, p.chain]
-        for outcome, n in p.runs.items():
+        for outcome, n in p.recent_runs.items():
             runs.add_metric([*key, outcome], float(n))
-        took.add_metric(
-            key, count_value=sum(p.runs.values()), sum_value=p.duration_sum_s
-        )
+        for stat, value in (
+            ("avg", p.recent_duration_avg_s),
+            ("max", p.recent_duration_max_s),
+        ):
+            if value is not None:
+                took.add_metric([*key, stat], value)
         if p.last_duration_s is not None:
             last.add_metric(key, p.last_duration_s)
         ok.add_metric(key, 1.0 if p.last_outcome == "ok" else 0.0)

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from ctrip_cli.config import ChainConfig, StatusSettings
 from ctrip_cli.db import queries
+from ctrip_cli.db.locks import JobLock
 from ctrip_cli.db.models import JobRun, Payment, SweepTransaction
 from ctrip_cli.jobs import status_health
 
@@ -103,8 +103,9 @@ class PassStatus:
     last_failure: datetime | None
     last_error: str | None
     last_summary: dict[str, Any] | None  # what the last successful pass reported
-    runs: dict[str, int]  # by outcome, over the whole job_runs history
-    duration_sum_s: float
+    recent_runs: dict[str, int]  # by outcome, over the last hour (RECENT)
+    recent_duration_avg_s: float | None
+    recent_duration_max_s: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +169,7 @@ def run(
     }
     passes = {
         status_health.pass_key(p.job, p.chain): p
-        for p in _passes(session)
+        for p in _passes(session, list(chains), now)
         if p.chain == "" or p.chain in chains
     }
     result = StatusResult(
@@ -357,55 +358,62 @@ def _awaiting_sweep(session: Session) -> dict[str, tuple[int, int]]:
 
 # -- passes ------------------------------------------------------------------------
 
+# Each pass is looked up through the (job, chain, started_at) index, newest first, so
+# the cost does not grow with the job_runs history.
+RECENT = timedelta(hours=1)
+FAILURE_LOOKBACK = timedelta(days=7)
 
-def _duration(session: Session) -> ColumnElement[Any]:
-    if session.get_bind().dialect.name == "postgresql":
-        return func.extract("epoch", JobRun.finished_at - JobRun.started_at)
-    return cast(
-        (func.julianday(JobRun.finished_at) - func.julianday(JobRun.started_at))
-        * 86400.0,
-        Float,
+
+def _passes(session: Session, chains: Sequence[str], now: datetime) -> list[PassStatus]:
+    out = []
+    for job in sorted(JobLock):
+        for chain in [*chains, ""]:
+            last = _latest(session, job, chain)
+            if last is None:
+                continue
+            ok = last if last.outcome == "ok" else _latest(session, job, chain, "ok")
+            bad = (
+                last
+                if last.outcome == "error"
+                else _latest(session, job, chain, "error", since=now - FAILURE_LOOKBACK)
+            )
+            out.append(_pass(last, ok, bad, _recent(session, job, chain, now - RECENT)))
+    return out
+
+
+def _latest(
+    session: Session,
+    job: str,
+    chain: str,
+    outcome: str | None = None,
+    *,
+    since: datetime | None = None,
+) -> JobRun | None:
+    stmt = select(JobRun).where(JobRun.job == job, JobRun.chain == chain)
+    if outcome is not None:
+        stmt = stmt.where(JobRun.outcome == outcome)
+    if since is not None:
+        stmt = stmt.where(JobRun.started_at >= since)
+    order = (JobRun.started_at.desc(), JobRun.id.desc())
+    return session.scalars(stmt.order_by(*order).limit(1)).first()
+
+
+def _recent(session: Session, job: str, chain: str, since: datetime) -> list[Any]:
+    stmt = select(JobRun.outcome, JobRun.started_at, JobRun.finished_at).where(
+        JobRun.job == job, JobRun.chain == chain, JobRun.started_at >= since
     )
-
-
-def _passes(session: Session) -> list[PassStatus]:
-    runs: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    sums: dict[tuple[str, str], float] = defaultdict(float)
-    stmt = select(
-        JobRun.job,
-        JobRun.chain,
-        JobRun.outcome,
-        func.count(),
-        func.sum(_duration(session)),
-    ).group_by(JobRun.job, JobRun.chain, JobRun.outcome)
-    for job, chain, outcome, n, total in session.execute(stmt).all():
-        runs[(job, chain)][outcome] = int(n)
-        sums[(job, chain)] += float(total or 0.0)
-    last = _last_runs(session)
-    ok = queries.last_job_runs(session, outcome="ok")
-    bad = queries.last_job_runs(session, outcome="error")
-    return [
-        _pass(last[k], ok.get(k), bad.get(k), runs[k], sums[k]) for k in sorted(last)
-    ]
-
-
-def _last_runs(session: Session) -> dict[tuple[str, str], JobRun]:
-    latest = (
-        select(func.max(JobRun.id).label("id"))
-        .group_by(JobRun.job, JobRun.chain)
-        .subquery()
-    )
-    rows = session.scalars(select(JobRun).join(latest, JobRun.id == latest.c.id))
-    return {(r.job, r.chain): r for r in rows}
+    return list(session.execute(stmt).all())
 
 
 def _pass(
-    last: JobRun,
-    ok: JobRun | None,
-    bad: JobRun | None,
-    runs: dict[str, int],
-    duration_sum_s: float,
+    last: JobRun, ok: JobRun | None, bad: JobRun | None, recent: list[Any]
 ) -> PassStatus:
+    runs: dict[str, int] = defaultdict(int)
+    took = []
+    for outcome, started, finished in recent:
+        runs[outcome] += 1
+        if finished is not None:
+            took.append((finished - started).total_seconds())
     finished = last.finished_at
     return PassStatus(
         job=last.job,
@@ -419,8 +427,9 @@ def _pass(
         last_failure=None if bad is None else bad.finished_at or bad.started_at,
         last_error=None if bad is None else bad.error,
         last_summary=None if ok is None else _summary(ok.summary),
-        runs=runs,
-        duration_sum_s=round(duration_sum_s, 3),
+        recent_runs=dict(runs),
+        recent_duration_avg_s=round(sum(took) / len(took), 3) if took else None,
+        recent_duration_max_s=round(max(took), 3) if took else None,
     )
 
 

@@ -144,7 +144,7 @@ def test_prometheus_format_parses(ctrip, cli_env):
     assert (
         samples[
             (
-                "ctrip_pass_runs_total",
+                "ctrip_pass_recent_runs",
                 (("chain", "local"), ("job", "scan"), ("outcome", "ok")),
             )
         ]
@@ -234,7 +234,7 @@ def test_each_pass_rewrites_the_metrics_textfile(make_settings, tmp_path, captur
         for family in text_string_to_metric_families(target.read_text())
         for s in family.samples
     }
-    assert names[("ctrip_pass_runs_total", "ok", None)] == 2
+    assert names[("ctrip_pass_recent_runs", "ok", None)] == 2
     assert names[("ctrip_pass_last_result", None, "confirmed")] == 2
     assert [p.name for p in target.parent.iterdir()] == ["ctrip.prom"]
 
@@ -270,4 +270,4 @@ def test_each_pass_pushes_to_a_pushgateway(make_settings, captured_log):
         server.server_close()
     ((method, path, body),) = received
     assert (method, path) == ("PUT", "/metrics/job/ctrip")
-    assert b'ctrip_pass_runs_total{chain="local",job="sweep",outcome="ok"} 1.0' in body
+    assert b'ctrip_pass_recent_runs{chain="local",job="sweep",outcome="ok"} 1.0' in body

@@ -44,4 +44,4 @@ def test_demo_runs_the_whole_flow(tmp_path):
     assert "whsec_" not in out
     assert "Traceback" not in out
     assert (tmp_path / "d" / "ctrip.db").is_file()
-    assert "ctrip_pass_runs_total" in (tmp_path / "d" / "ctrip.prom").read_text()
+    assert "ctrip_pass_recent_runs" in (tmp_path / "d" / "ctrip.prom").read_text()

@@ -95,10 +95,11 @@ def test_exposition_parses_and_carries_the_numbers(session, settings, now):
     assert samples[("ctrip_webhook_outbox", (("state", "failed"),))] == 1
     assert samples[("ctrip_gas_payer_balance", local)] == 0.5
     scan = (*local, ("job", "scan"))
-    assert samples[("ctrip_pass_runs_total", (*scan, ("outcome", "ok")))] == 1
-    assert samples[("ctrip_pass_runs_total", (*scan, ("outcome", "error")))] == 1
-    assert samples[("ctrip_pass_duration_seconds_count", scan)] == 2
-    assert abs(samples[("ctrip_pass_duration_seconds_sum", scan)] - 3.0) < 0.01
+    assert samples[("ctrip_pass_recent_runs", (*scan, ("outcome", "ok")))] == 1
+    assert samples[("ctrip_pass_recent_runs", (*scan, ("outcome", "error")))] == 1
+    took = "ctrip_pass_recent_duration_seconds"
+    assert samples[(took, (*local, ("job", "scan"), ("stat", "avg")))] == 1.5
+    assert samples[(took, (*local, ("job", "scan"), ("stat", "max")))] == 2
     assert (
         samples[
             (
@@ -108,8 +109,8 @@ def test_exposition_parses_and_carries_the_numbers(session, settings, now):
         ]
         == 4
     )
-    # The error row was recorded last, so it is the last run.
-    assert samples[("ctrip_pass_last_ok", scan)] == 0
+    # The failure started earlier: the last run is the success.
+    assert samples[("ctrip_pass_last_ok", scan)] == 1
     assert samples[("ctrip_healthy", ())] == 0
 
 
