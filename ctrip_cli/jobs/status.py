@@ -267,12 +267,16 @@ def _totals(
 
 def _payments_oldest(session: Session, chains: list[str]) -> dict[str, datetime | None]:
     """Created-at of the oldest pending payment; detected-at of the oldest detected."""
-    stmt = select(
-        func.min(case((Payment.status == "pending", Payment.created_at))),
-        func.min(case((Payment.status == "detected", Payment.detected_at))),
-    ).where(Payment.chain.in_(chains))
-    pending, detected = session.execute(stmt).one()
-    return {"pending": _aware(pending), "detected": _aware(detected)}
+    oldest = {}
+    for status, column in (
+        ("pending", Payment.created_at),
+        ("detected", Payment.detected_at),
+    ):
+        stmt = select(func.min(column)).where(
+            Payment.status == status, Payment.chain.in_(chains)
+        )
+        oldest[status] = _aware(session.scalar(stmt))
+    return oldest
 
 
 def _event_counts(session: Session) -> dict[str, int]:
@@ -328,20 +332,26 @@ def _stuck_purposes(
     """Purposes still in flight whose first attempt is older than `before`.
 
     Fee-bump replacements share the purpose, so a sweep that is replaced again and
-    again still counts as stuck from its first attempt.
+    again still counts as stuck from its first attempt. Only purposes with a live
+    attempt are read (through the state and purpose indexes), not the whole history.
     """
-    in_flight = func.sum(
-        case((SweepTransaction.state.in_(SWEEP_IN_FLIGHT), 1), else_=0)
-    )
-    first = func.min(SweepTransaction.created_at)
-    purposes = (
-        select(SweepTransaction.chain, first.label("first"))
-        .group_by(SweepTransaction.chain, SweepTransaction.purpose)
-        .having(and_(in_flight > 0, first < before))
+    tx = SweepTransaction
+    live = (
+        select(tx.chain, tx.purpose)
+        .where(tx.state.in_(SWEEP_IN_FLIGHT))
+        .distinct()
         .subquery()
     )
-    stmt = select(purposes.c.chain, func.count(), func.min(purposes.c.first)).group_by(
-        purposes.c.chain
+    firsts = (
+        select(tx.chain, func.min(tx.created_at).label("first"))
+        .join(live, and_(tx.chain == live.c.chain, tx.purpose == live.c.purpose))
+        .group_by(tx.chain, tx.purpose)
+        .subquery()
+    )
+    stmt = (
+        select(firsts.c.chain, func.count(), func.min(firsts.c.first))
+        .where(firsts.c.first < before)
+        .group_by(firsts.c.chain)
     )
     return {c: (int(n), _aware(t)) for c, n, t in session.execute(stmt).all()}
 
