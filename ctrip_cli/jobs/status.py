@@ -1,8 +1,8 @@
 """What an operator needs at a glance: lag, RPC health, payments, sweeps, outbox, passes.
 
 `run` reads the database plus the endpoint probes the CLI hands it (it never calls a
-node itself), then `_problems` turns that snapshot into the reasons `status --check`
-exits 3.
+node itself); `status_health.assess` turns that snapshot into the reasons
+`status --check` exits 3.
 """
 
 from __future__ import annotations
