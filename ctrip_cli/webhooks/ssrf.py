@@ -9,8 +9,10 @@ header and TLS SNI/certificate checks keep the original host name.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -98,6 +100,38 @@ def url_problem(url: str, *, require_https: bool) -> str | None:
     return None
 
 
+async def _getaddrinfo(host: str, port: int) -> list[Any]:
+    """`socket.getaddrinfo` in a daemon thread, awaited cancellably.
+
+    The default executor would do, except that `asyncio.run` and interpreter exit wait
+    for its threads: a resolver that hangs would hold the pass past its budget.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[list[Any]] = loop.create_future()
+
+    def settle(result: list[Any] | None, error: OSError | None) -> None:
+        if future.done():  # the request was cancelled meanwhile
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result or [])
+
+    def lookup() -> None:
+        try:
+            result, error = (
+                socket.getaddrinfo(host, port, type=socket.SOCK_STREAM),
+                None,
+            )
+        except (OSError, UnicodeError) as exc:  # an IDNA failure is a bad name too
+            result, error = None, OSError(str(exc))
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=lookup, name="ctrip-dns", daemon=True).start()
+    return await future
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """An httpcore network backend that resolves, checks, then connects to the checked IP."""
 
@@ -114,9 +148,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             UnsafeAddressError: a refused address.
             httpcore.ConnectError: the name does not resolve.
         """
-        loop = asyncio.get_running_loop()
         try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = await _getaddrinfo(host, port)
         except OSError as exc:
             raise httpcore.ConnectError(
                 f"cannot resolve {host}: {exc.strerror}"

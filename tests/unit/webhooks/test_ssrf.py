@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import threading
 
 import pytest
 
@@ -101,3 +102,27 @@ def test_private_targets_resolve_when_allowed():
 def test_url_rules_before_any_lookup(url, https, problem):
     found = ssrf.url_problem(url, require_https=https)
     assert found == problem if problem is None else problem in (found or "")
+
+
+def test_a_hanging_resolver_does_not_hold_the_pass(monkeypatch):
+    release = threading.Event()
+    timer = threading.Timer(20, release.set)
+    timer.start()
+
+    def hang(*args: object, **kwargs: object) -> list[object]:
+        release.wait()
+        return []
+
+    monkeypatch.setattr(ssrf.socket, "getaddrinfo", hang)
+    backend = ssrf.GuardedBackend(allow_private=False)
+
+    async def resolve_with_deadline() -> None:
+        async with asyncio.timeout(0.2):
+            await backend.resolve("merchant.example", 443)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(resolve_with_deadline())
+    # asyncio.run returned while the lookup still hangs: nothing waits for its thread.
+    assert not release.is_set()
+    release.set()
+    timer.cancel()
