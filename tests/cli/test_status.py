@@ -271,3 +271,25 @@ def test_each_pass_pushes_to_a_pushgateway(make_settings, captured_log):
     ((method, path, body),) = received
     assert (method, path) == ("PUT", "/metrics/job/ctrip")
     assert b'ctrip_pass_recent_runs{chain="local",job="sweep",outcome="ok"} 1.0' in body
+
+
+def test_watch_refreshes_until_interrupted(ctrip, monkeypatch):
+    _pay(ctrip)
+    naps = []
+
+    def sleep(seconds):
+        naps.append(seconds)
+        if len(naps) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("ctrip_cli.cli.status.time.sleep", sleep)
+    result = ctrip(
+        "status",
+        "--watch",
+        "--interval",
+        "2",
+        env={"CTRIP_LOCAL_RPC_URL": "http://127.0.0.1:9"},
+    )
+    assert result.exit_code == 0
+    assert naps == [2.0, 2.0]
+    assert "payments" in result.stdout
