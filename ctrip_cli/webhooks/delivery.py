@@ -9,6 +9,7 @@ are not followed (a 3xx is a failed attempt). Connections are reused per endpoin
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from ctrip_cli import __version__
 from ctrip_cli.config import WebhookSettings
 from ctrip_cli.webhooks import signing, ssrf
 
+log = logging.getLogger("ctrip.webhooks")
 USER_AGENT = f"ctrip/{__version__}"
 RESPONSE_CAP = 4096
 EXCERPT_CHARS = 512
@@ -207,8 +209,11 @@ class Sender:
             error = f"no complete response within {budget:.1f}s"
         except ssrf.UnsafeAddressError as exc:
             error = f"refused: {exc}"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             error = f"{type(exc).__name__}: {exc}"[:300].removesuffix(": ")
+        except Exception as exc:  # one odd endpoint must not stop the pass
+            log.warning("unexpected %s sending %s", type(exc).__name__, item.event_id)
+            error = f"unexpected {type(exc).__name__}: {exc}"[:300]
         latency_ms = round((time.monotonic() - t0) * 1000)
         if error is None and status is not None and not 200 <= status < 300:
             error = f"HTTP {status}" + (

@@ -413,3 +413,13 @@ def test_the_pass_stops_once_its_limit_is_claimed(session, now):
     # The 0.05 s retry is due within the budget, but the limit is spent.
     assert (result.claimed, result.retrying) == (1, 1)
     assert result.elapsed_s < 10
+
+
+def test_a_url_httpx_rejects_is_a_failed_attempt_not_a_failed_pass(session, now):
+    [bad] = add_event(session, now, url="https://a\u200bb.example/hook")
+    [good] = add_event(session, now)
+    result = deliver(session, now, lambda r: httpx.Response(200), retry_ladder_s=(300,))
+    assert (result.delivered, result.retrying) == (1, 1)
+    assert event(session, good).status == "delivered"
+    error = event(session, bad).last_error or ""
+    assert error.startswith("InvalidURL")
