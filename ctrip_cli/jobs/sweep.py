@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,12 @@ NATIVE, TOKEN, TOPUP = "native", "token", "topup"
 TOKEN_GAS_MARGIN_BPS = 1_000  # +10% over eth_estimateGas; the unused part is refunded
 
 Hook = Callable[[str], None]
+
+
+class SweepChain(tx.Rpc, Protocol):
+    """What a pass needs of the chain client (`RpcClient` provides it)."""
+
+    def head(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +91,7 @@ class _Pass:
     """The state of one pass; only `run` builds it."""
 
     session: Session
-    rpc: Any
+    rpc: SweepChain
     cfg: ChainConfig
     keys: KeyRing
     settings: SweepSettings
@@ -112,7 +118,7 @@ class _Pass:
 
 def run(
     session: Session,
-    chain: Any,
+    chain: SweepChain,
     *,
     cfg: ChainConfig,
     keys: KeyRing,
@@ -123,7 +129,8 @@ def run(
 ) -> SweepResult:
     """One sweep pass over `cfg`'s chain; with `dry_run`, plan only and write nothing.
 
-    `chain` is an `RpcClient` (anything with `call(method, *params)` and `head()`).
+    `chain` is an `RpcClient` (anything with `call(method, *params)` and `head()`;
+    receipts go out in JSON-RPC batches when it also has `batch(calls)`).
     `hook(step)` is called after each commit of signed rows ("after_sign") and after
     each broadcast ("after_broadcast"); tests use it to inject crashes.
 
