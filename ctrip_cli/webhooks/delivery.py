@@ -60,8 +60,11 @@ class Attempt:
 
 def endpoint_of(url: str) -> str:
     """`scheme://host:port` of a URL: the per-endpoint key, free of paths and credentials."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # not a URL at all; still a key, and still no credentials
+        return "invalid-url"
     host = parts.hostname or "?"
     return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 

@@ -423,3 +423,13 @@ def test_a_url_httpx_rejects_is_a_failed_attempt_not_a_failed_pass(session, now)
     assert event(session, good).status == "delivered"
     error = event(session, bad).last_error or ""
     assert error.startswith("InvalidURL")
+
+
+@pytest.mark.parametrize(
+    "url", ["https://merchant.example:99999/hook", "https://[::1/hook"]
+)
+def test_a_malformed_url_is_refused_as_an_attempt(session, now, url):
+    [eid] = add_event(session, now, url=url)
+    result = deliver(session, now, lambda r: httpx.Response(200), retry_ladder_s=(300,))
+    assert result.retrying == 1
+    assert event(session, eid).last_error == "refused: not a valid URL"
