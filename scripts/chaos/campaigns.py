@@ -28,11 +28,11 @@ from scripts.chaos.world import PASSES, RPC_API_KEY, CliRun, World
 
 SIZES: dict[str, dict[str, int]] = {
     "small": {
-        "crash": 5,
+        "crash": 4,
         "concurrency": 1,
-        "reorg": 3,
+        "reorg": 2,
         "rpc": 1,
-        "database": 3,
+        "database": 2,
         "secrets": 0,
     },
     "full": {
