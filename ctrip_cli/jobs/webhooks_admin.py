@@ -30,11 +30,15 @@ def shown_url(url: str | None) -> str | None:
     """The URL without credentials or query string, which may carry tokens."""
     if url is None:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "(not a valid URL)"
     host = parts.hostname or ""
     netloc = f"[{host}]" if ":" in host else host
-    if parts.port:
-        netloc += f":{parts.port}"
+    if port:
+        netloc += f":{port}"
     return f"{parts.scheme}://{netloc}{parts.path}" + ("?…" if parts.query else "")
 
 

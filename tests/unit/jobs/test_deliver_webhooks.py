@@ -433,3 +433,5 @@ def test_a_malformed_url_is_refused_as_an_attempt(session, now, url):
     result = deliver(session, now, lambda r: httpx.Response(200), retry_ladder_s=(300,))
     assert result.retrying == 1
     assert event(session, eid).last_error == "refused: not a valid URL"
+    [listed] = webhooks_admin.list_events(session, status=None, limit=5)
+    assert listed["url"] == "(not a valid URL)"
