@@ -14,7 +14,7 @@ ground truth from the chain (`truth.py`):
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scripts.chaos.truth import ChainTruth, Move
 from scripts.chaos.world import TREASURY
@@ -148,7 +148,7 @@ def _sweeps(
     return out
 
 
-def _treasury(world: World, confirmed: list[tuple]) -> list[str]:
+def _treasury(world: World, confirmed: list[Any]) -> list[str]:
     by_token = {
         a.token.lower() if a.token else None: s for s, a in world.assets.items()
     }

@@ -37,8 +37,7 @@ class WebhookReceiver:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/hooks"
+        return f"http://127.0.0.1:{self._server.server_port}/hooks"
 
     def stop(self) -> None:
         self._server.shutdown()

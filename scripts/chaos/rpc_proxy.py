@@ -72,14 +72,14 @@ class RpcProxy:
         self._rng = random.Random(0)
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.host = host
         self._server = QuietServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self.host}:{self._server.server_port}"
 
     def start(self) -> RpcProxy:
         self._thread.start()
@@ -326,4 +326,4 @@ def _lagging_one(proxy: RpcProxy, call: dict[str, Any], lagged: int) -> dict[str
     )
     if hidden and method in _BY_HASH:
         reply["result"] = None
-    return reply
+    return dict(reply)

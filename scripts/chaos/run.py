@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -71,7 +72,7 @@ def run_all(
 
 def make_report(
     results: list[CampaignResult], *, size: str, seed: int, database: str
-) -> dict:
+) -> dict[str, Any]:
     return {
         "size": size,
         "seed": seed,

@@ -299,9 +299,10 @@ class World:
                 f"chaos-{uuid.uuid4().hex[:8]}",
                 "--json",
             )
-            if run.rc != 0 or run.json() is None:
+            payment = run.json()
+            if run.rc != 0 or payment is None:
                 raise RuntimeError(f"payments create failed: {run.err[-500:]}")
-            created.append(run.json())
+            created.append(payment)
         return created
 
     def fund(self, payment: dict[str, Any]) -> str:
