@@ -185,7 +185,13 @@ def sign(
     else:
         tx["maxFeePerGas"] = fees.max_fee_per_gas
         tx["maxPriorityFeePerGas"] = fees.max_priority_fee_per_gas
-    signed = account.sign_transaction(tx)
+    # LocalAccount.sign_transaction hands eth_account the raw key bytes, which recomputes
+    # the public key (a pure-Python point multiplication) on every signature; its key
+    # object skips that.
+    key = getattr(account, "_key_obj", None) or account.key
+    from eth_account import Account
+
+    signed = Account.sign_transaction(tx, key)
     return Signed(
         "0x" + bytes(signed.raw_transaction).hex(), "0x" + bytes(signed.hash).hex()
     )

@@ -224,21 +224,29 @@ def _advance_all(ctx: _Pass) -> None:
     sent = [a.tx_hash for rows in groups.values() for a in rows if a.broadcast_at]
     ctx.receipts = tx.receipts(ctx.rpc, sent)  # one batched round trip, not one per tx
     # Oldest purpose first: a gas top-up is advanced before the token sweep it funds.
-    for attempts in sorted(groups.values(), key=lambda a: a[0].id):
-        _advance_group(ctx, attempts)
+    ordered = sorted(groups.values(), key=lambda a: a[0].id)
+    # Everything mined is recorded (and its payments settled) in one commit; this part
+    # makes no RPC call, so no database lock is held across the network.
+    unmined = [attempts for attempts in ordered if not _record_receipts(ctx, attempts)]
+    _commit(ctx)
+    for attempts in unmined:
+        _advance_unmined(ctx, attempts)
 
 
-def _advance_group(ctx: _Pass, attempts: list[SweepTransaction]) -> None:
+def _record_receipts(ctx: _Pass, attempts: list[SweepTransaction]) -> bool:
+    """Record a mined attempt of the group; False when none is mined."""
     mined = _find_mined(ctx, attempts)
     if mined is not None:
         _record_mined(ctx, attempts, *mined)
-        return
+        return True
+    for a in attempts:
+        if a.state == MINED:  # its receipt vanished: a reorg put it back in the mempool
+            a.state, a.block_number, a.updated_at = PENDING, None, ctx.now
+    return False
+
+
+def _advance_unmined(ctx: _Pass, attempts: list[SweepTransaction]) -> None:
     latest = attempts[-1]
-    reorged = [a for a in attempts if a.state == MINED]
-    for a in reorged:  # its receipt vanished: a reorg put it back in the mempool
-        a.state, a.block_number = PENDING, None
-    if reorged:
-        _commit(ctx)
     if latest.state == HELD:
         _release(ctx, latest)
     elif latest.state == SIGNED:
@@ -278,7 +286,6 @@ def _record_mined(
         return
     if won.state != MINED:
         won.state, won.updated_at = MINED, ctx.now
-        _commit(ctx)
 
 
 def _receipt_error(row: SweepTransaction, rc: tx.Receipt) -> str | None:
@@ -306,7 +313,8 @@ def _finish(
     state: str,
     error: str | None,
 ) -> None:
-    """Record the group's outcome and, for a confirmed sweep, settle its payments, at once."""
+    """Record the group's outcome and, for a confirmed sweep, settle its payments, in
+    the caller's transaction, so they commit together."""
     for a in attempts:
         if a is not won:
             a.state, a.updated_at = REPLACED, ctx.now
@@ -323,7 +331,6 @@ def _finish(
                     event="payment.settled",
                 )
                 ctx.counts["settled"] += int(settled)
-    _commit(ctx)
 
 
 def _release(ctx: _Pass, held: SweepTransaction) -> None:
@@ -360,6 +367,7 @@ def _check_pending(
         if _find_mined(ctx, attempts, fresh=True) is None:  # not one just mined
             error = f"nonce {latest.nonce} was used by a transaction ctrip did not sign"
             _finish(ctx, attempts, latest, FAILED, error)
+            _commit(ctx)
             ctx.errors.append(f"{latest.purpose}: {error}")
             ctx.counts["failed"] += 1
         return
