@@ -20,7 +20,15 @@ DEPOSIT_PATH = "m/44'/60'/0'/0/{index}"
 class KeyRing:
     """Derives deposit and gas-payer keys; its repr never shows the mnemonic."""
 
-    __slots__ = ("_accounts", "_addresses", "_keys", "_nodes", "_pubs", "_seed")
+    __slots__ = (
+        "_accounts",
+        "_addresses",
+        "_key_objs",
+        "_keys",
+        "_nodes",
+        "_pubs",
+        "_seed",
+    )
 
     def __init__(self, mnemonic: SecretStr) -> None:
         from eth_account.hdaccount import seed_from_mnemonic
@@ -41,6 +49,7 @@ class KeyRing:
         self._pubs: dict[tuple[int, ...], bytes] = {}
         self._addresses: dict[str, str] = {}
         self._accounts: dict[str, Any] = {}
+        self._key_objs: dict[str, Any] = {}
 
     @classmethod
     def for_chain(cls, mnemonic: SecretStr | None, chain: ChainConfig) -> KeyRing:
@@ -111,8 +120,20 @@ class KeyRing:
     def address(self, path: str) -> str:
         cached = self._addresses.get(path)
         if cached is None:
-            cached = self._addresses[path] = _address_of(self.private_key(path))
+            cached = self._addresses[path] = str(
+                self._key_obj(path).public_key.to_checksum_address()
+            )
         return cached
+
+    def _key_obj(self, path: str) -> Any:
+        # eth_keys computes the public key once, here; the address and the account
+        # (and each signature, see chain/tx.py) reuse it.
+        obj = self._key_objs.get(path)
+        if obj is None:
+            from eth_keys.datatypes import PrivateKey
+
+            obj = self._key_objs[path] = PrivateKey(self.private_key(path))
+        return obj
 
     def deposit_address(self, index: int) -> str:
         return self.address(DEPOSIT_PATH.format(index=index))
@@ -123,14 +144,8 @@ class KeyRing:
 
         account = self._accounts.get(path)
         if account is None:
-            account = self._accounts[path] = Account.from_key(self.private_key(path))
+            account = self._accounts[path] = Account.from_key(self._key_obj(path))
         return account
-
-
-def _address_of(key: bytes) -> str:
-    from eth_keys.datatypes import PrivateKey
-
-    return str(PrivateKey(key).public_key.to_checksum_address())
 
 
 _HARDENED = 2**31
