@@ -62,10 +62,11 @@ def probe(url: str, index: int, chain_id: int, timeout_s: float) -> status_job.E
     label = endpoint_label(url, index)
     try:
         with httpx.Client(timeout=timeout_s, follow_redirects=False) as http:
-            actual = int(_rpc(http, url, "eth_chainId"), 16)
+            actual = _hex(_rpc(http, url, "eth_chainId"))
             started = time.monotonic()
             block = _rpc(http, url, "eth_getBlockByNumber", "latest", False)
             latency_ms = round((time.monotonic() - started) * 1000)
+            head, stamp = _hex(_get(block, "number")), _hex(_get(block, "timestamp"))
     except _ProbeError as exc:
         return status_job.Endpoint(label, ok=False, error=str(exc))
     except httpx.HTTPError as exc:
@@ -74,11 +75,7 @@ def probe(url: str, index: int, chain_id: int, timeout_s: float) -> status_job.E
         error = f"serves chain id {actual}, chains.yaml says {chain_id}"
         return status_job.Endpoint(label, ok=False, error=error)
     return status_job.Endpoint(
-        label,
-        ok=True,
-        head=int(block["number"], 16),
-        head_timestamp=int(block["timestamp"], 16),
-        latency_ms=latency_ms,
+        label, ok=True, head=head, head_timestamp=stamp, latency_ms=latency_ms
     )
 
 
@@ -94,14 +91,31 @@ def _rpc(http: httpx.Client, url: str, method: str, *params: Any) -> Any:
         raise _ProbeError(f"HTTP {resp.status_code}")
     try:
         body = resp.json()
-        if "error" in body:
-            raise _ProbeError(f"JSON-RPC error {body['error'].get('code')}")
-        result = body["result"]
-        if method == "eth_getBlockByNumber":
-            int(result["number"], 16)
-        return result
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except ValueError:
         raise _ProbeError("not a JSON-RPC answer") from None
+    if not isinstance(body, dict) or ("result" not in body and "error" not in body):
+        raise _ProbeError("not a JSON-RPC answer")
+    if body.get("error") is not None:
+        error = body["error"]
+        code = error.get("code") if isinstance(error, dict) else None
+        raise _ProbeError(f"JSON-RPC error {code}")
+    return body["result"]
+
+
+def _get(obj: Any, key: str) -> Any:
+    if not isinstance(obj, dict):
+        raise _ProbeError("not a JSON-RPC answer")
+    return obj.get(key)
+
+
+def _hex(value: Any) -> int:
+    """A JSON-RPC quantity (`0x1a`) as an int."""
+    if isinstance(value, str):
+        try:
+            return int(value, 16)
+        except ValueError:
+            pass
+    raise _ProbeError("not a JSON-RPC answer")
 
 
 def gas_payers(
@@ -137,9 +151,9 @@ def _balance(cfg: ChainConfig, address: str, timeout_s: float) -> status_job.Gas
     with httpx.Client(timeout=timeout_s, follow_redirects=False) as http:
         for url in (u.get_secret_value() for u in cfg.rpc_urls):
             try:
-                wei = int(_rpc(http, url, "eth_getBalance", address, "latest"), 16)
-                price = int(_rpc(http, url, "eth_gasPrice"), 16)
-            except (_ProbeError, httpx.HTTPError, ValueError) as exc:
+                wei = _hex(_rpc(http, url, "eth_getBalance", address, "latest"))
+                price = _hex(_rpc(http, url, "eth_gasPrice"))
+            except (_ProbeError, httpx.HTTPError) as exc:
                 errors.append(type(exc).__name__)
                 continue
             return status_job.GasPayer(

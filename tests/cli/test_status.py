@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -293,3 +294,78 @@ def test_watch_refreshes_until_interrupted(ctrip, monkeypatch):
     assert result.exit_code == 0
     assert naps == [2.0, 2.0]
     assert "payments" in result.stdout
+
+
+class _Node(http.server.BaseHTTPRequestHandler):
+    """A JSON-RPC endpoint that misbehaves as its path says (real HTTP, 127.0.0.1)."""
+
+    answers: ClassVar[dict[str, dict]] = {
+        "/ok": {
+            "eth_chainId": "0x7a69",
+            "block": {"number": "0x10", "timestamp": "0x1"},
+        },
+        "/other-chain": {
+            "eth_chainId": "0x1",
+            "block": {"number": "0x1", "timestamp": "0x1"},
+        },
+        "/rpc-error": {"error": {"code": -32000, "message": "boom"}},
+        "/null-block": {"eth_chainId": "0x7a69", "block": None},
+        "/garbage-hex": {"eth_chainId": "banana"},
+    }
+
+    def do_POST(self):
+        call = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path == "/500":
+            self.send_response(500)
+            self.end_headers()
+            return
+        if self.path == "/not-json":
+            body = b"<html>hello</html>"
+        else:
+            answer = self.answers[self.path]
+            if "error" in answer:
+                reply = {"jsonrpc": "2.0", "id": 1, "error": answer["error"]}
+            else:
+                key = (
+                    "block"
+                    if call["method"] == "eth_getBlockByNumber"
+                    else call["method"]
+                )
+                reply = {"jsonrpc": "2.0", "id": 1, "result": answer[key]}
+            body = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_misbehaving_endpoints_are_reported_down_never_crash():
+    from ctrip_cli.cli.status_probe import probe
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Node)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        got = {
+            path: probe(base + path, 1, 31337, timeout_s=5)
+            for path in ("/ok", "/other-chain", "/rpc-error", "/null-block",
+                         "/garbage-hex", "/500", "/not-json")
+        }  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert got["/ok"].ok
+    assert (got["/ok"].head, got["/ok"].head_timestamp) == (16, 1)
+    errors = {path: e.error for path, e in got.items() if not e.ok}
+    assert errors == {
+        "/other-chain": "serves chain id 1, chains.yaml says 31337",
+        "/rpc-error": "JSON-RPC error -32000",
+        "/null-block": "not a JSON-RPC answer",
+        "/garbage-hex": "not a JSON-RPC answer",
+        "/500": "HTTP 500",
+        "/not-json": "not a JSON-RPC answer",
+    }
+    assert all(e.label == "endpoint #1" for e in got.values())
