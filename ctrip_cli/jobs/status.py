@@ -60,6 +60,7 @@ class GasPayer:
 class SweepStatus:
     awaiting: int  # confirmed payments not yet settled
     awaiting_tokens: int  # ... of which token payments (they need gas from the payer)
+    awaiting_since: datetime | None  # confirmed-at of the oldest one
     in_flight: int  # transactions signed or sent but not final
     stuck: int  # purposes in flight for longer than sweep_stuck_s
     oldest_stuck_since: datetime | None
@@ -298,7 +299,7 @@ def _outbox(session: Session, now: datetime) -> Outbox:
 
 # -- sweeps ------------------------------------------------------------------------
 
-_NO_SWEEPS = SweepStatus(0, 0, 0, 0, None, {})
+_NO_SWEEPS = SweepStatus(0, 0, None, 0, 0, None, {})
 
 
 def _sweeps(session: Session, stuck_before: datetime) -> dict[str, SweepStatus]:
@@ -314,10 +315,11 @@ def _sweeps(session: Session, stuck_before: datetime) -> dict[str, SweepStatus]:
     for chain in {*by_state, *stuck, *awaiting}:
         states = by_state.get(chain, {})
         n_stuck, since = stuck.get(chain, (0, None))
-        total, tokens = awaiting.get(chain, (0, 0))
+        total, tokens, oldest = awaiting.get(chain, (0, 0, None))
         result[chain] = SweepStatus(
             awaiting=total,
             awaiting_tokens=tokens,
+            awaiting_since=oldest,
             in_flight=sum(states.get(s, 0) for s in SWEEP_IN_FLIGHT),
             stuck=n_stuck,
             oldest_stuck_since=since,
@@ -356,14 +358,21 @@ def _stuck_purposes(
     return {c: (int(n), _aware(t)) for c, n, t in session.execute(stmt).all()}
 
 
-def _awaiting_sweep(session: Session) -> dict[str, tuple[int, int]]:
+def _awaiting_sweep(
+    session: Session,
+) -> dict[str, tuple[int, int, datetime | None]]:
     token = case((Payment.token_address.is_not(None), 1), else_=0)
     stmt = (
-        select(Payment.chain, func.count(), func.sum(token))
+        select(
+            Payment.chain, func.count(), func.sum(token), func.min(Payment.confirmed_at)
+        )
         .where(Payment.status == "confirmed")
         .group_by(Payment.chain)
     )
-    return {c: (int(n), int(t or 0)) for c, n, t in session.execute(stmt).all()}
+    return {
+        c: (int(n), int(t or 0), _aware(at))
+        for c, n, t, at in session.execute(stmt).all()
+    }
 
 
 # -- passes ------------------------------------------------------------------------

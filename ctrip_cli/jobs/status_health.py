@@ -26,6 +26,13 @@ def assess(
     for name, chain in result.chains.items():
         problems.extend(_chain_problems(name, chain, result.passes))
         warnings.extend(_chain_warnings(name, chain))
+        since = chain.sweeps.awaiting_since
+        if since is not None and _seconds(now - since) > settings.sweep_stuck_s:
+            warnings.append(
+                f"chain {name}: {chain.sweeps.awaiting} confirmed payment(s) not swept, "
+                f"the oldest for {human_age(_seconds(now - since))}; is `ctrip sweep "
+                f"--chain {name}` running (with a treasury set), or are they uneconomic?"
+            )
     limit = settings.interval_s * settings.stale_factor
     for key, p in result.passes.items():
         if p.last_success is None or _seconds(now - p.last_success) > limit:

@@ -301,3 +301,21 @@ def test_gas_payer_short_of_what_token_sweeps_need_is_a_warning(session, setting
     assert result.healthy
     (warning,) = result.warnings
     assert "gas payer holds less than" in warning
+
+
+def test_confirmed_payments_not_swept_for_long_are_a_warning(session, settings, now):
+    _healthy_base(session, settings, now)
+    paid = _payment(session, settings, now - timedelta(hours=1))
+    with session.begin():
+        session.execute(
+            update(Payment)
+            .where(Payment.id == paid["id"])
+            .values(status="confirmed", confirmed_at=now - timedelta(minutes=16))
+        )
+    result = _status(session, settings, now)
+    assert result.healthy
+    assert result.chains["local"].sweeps.awaiting_since == now - timedelta(minutes=16)
+    (warning,) = result.warnings
+    assert warning.startswith(
+        "chain local: 1 confirmed payment(s) not swept, the oldest"
+    )
