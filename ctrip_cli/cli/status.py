@@ -171,9 +171,11 @@ def _chain_table(name: str, c: status_job.ChainStatus, now: datetime) -> Table:
         t.add_row("endpoint", f"{escape(e.label)}: {state}")
     t.add_row("payments", _counts(c.payments, _PAYMENT_STATUSES))
     s = c.sweeps
-    sweeps = (
-        f"awaiting {s.awaiting} ({s.awaiting_tokens} token) · in flight {s.in_flight}"
+    oldest = (
+        "" if s.awaiting_since is None else f", oldest {_ago(s.awaiting_since, now)}"
     )
+    sweeps = f"awaiting {s.awaiting} ({s.awaiting_tokens} token{oldest})"
+    sweeps += f" · in flight {s.in_flight}"
     stuck = f"[red]stuck {s.stuck}[/]" if s.stuck else "stuck 0"
     t.add_row("sweeps", f"{sweeps} · {stuck}")
     if c.gas_payer is not None:

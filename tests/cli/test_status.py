@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import io
 import json
@@ -369,3 +370,60 @@ def test_misbehaving_endpoints_are_reported_down_never_crash():
         "/not-json": "not a JSON-RPC answer",
     }
     assert all(e.label == "endpoint #1" for e in got.values())
+
+
+def test_dashboard_renders_every_section():
+    from ctrip_cli.cli.status import view
+    from ctrip_cli.jobs import status as s
+
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    ago = now - timedelta(minutes=20)
+    chain = s.ChainStatus(
+        in_use=True,
+        head=1_000,
+        cursor=400,
+        lag_blocks=600,
+        lag_s=600.0,
+        max_lag_blocks=300,
+        head_age_s=3.0,
+        rpc="degraded",
+        endpoints=[
+            s.Endpoint("#1 a.example", ok=True, head=1_000, latency_ms=7),
+            s.Endpoint("endpoint #2", ok=False, error="ConnectTimeout"),
+        ],
+        payments={"confirmed": 2},
+        sweeps=s.SweepStatus(2, 1, ago, 1, 1, ago, {"pending": 1}),
+        gas_payer=s.GasPayer("0x" + "ab" * 20, 10, symbol="BNB", needed_wei=10**15),
+    )
+    run = s.PassStatus(
+        "scan", "bsc", now, "error", 1.5, ago, now, "RpcUnavailableError: [x]", None, {}, None, None
+    )  # fmt: skip
+    result = s.StatusResult(
+        chains={"bsc": chain, "polygon": dataclasses.replace(chain, in_use=False, endpoints=[], cursor=None)},
+        payments={"confirmed": 2},
+        webhooks={"failed": 1},
+        payments_oldest={"pending": None, "detected": ago},
+        outbox=s.Outbox(0, 0, 1, 0, None, None),
+        passes={"scan:bsc": run},
+        checked_at=now,
+        healthy=False,
+        problems=["chain bsc: scan lags 600 blocks"],
+        warnings=["chain bsc: RPC endpoint #2 is down (ConnectTimeout)"],
+    )  # fmt: skip
+    console = Console(width=120, record=True)
+    console.print(view(result))
+    text = console.export_text()
+    for needle in (
+        "bsc  rpc degraded",
+        "lag 600 (~10m00s) of 300",
+        "endpoint #2: down ConnectTimeout",
+        "awaiting 2 (1 token, oldest 20m00s ago)",
+        "stuck 1",
+        "BNB; 1 token sweep(s) need up to ~0.001 BNB",
+        "not in use (no payments, never scanned): polygon",
+        "oldest detected",
+        "RpcUnavailableError: [x]",
+        "warning: chain bsc: RPC endpoint #2 is down",
+        "unhealthy: chain bsc: scan lags 600 blocks",
+    ):
+        assert needle in text, needle
