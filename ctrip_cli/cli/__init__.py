@@ -22,16 +22,23 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     help="""Self-hosted crypto payment gateway: one idempotent pass per command.
 
+New here? [bold]scripts/quickstart.sh[/] runs the whole flow on a local dev chain.
+
+Set up the database, then create payments (or call the Python function):
+
+  [bold]ctrip db upgrade[/]
+  [bold]ctrip payments create --chain bsc --asset USDT --amount 12.5 --json[/]
+
 Run the passes from cron or Kubernetes CronJobs against one shared database:
 
-  [bold]ctrip scan --chain bsc[/]        read new blocks, record deposits, rewind reorgs
-  [bold]ctrip confirm --chain bsc[/]     promote deep-enough payments, expire overdue ones
-  [bold]ctrip sweep --chain bsc[/]       move confirmed funds to the treasury
-  [bold]ctrip deliver-webhooks[/]        send signed webhooks with retries
-  [bold]ctrip status --check[/]          health at a glance; exit 3 when unhealthy
+  [bold]ctrip scan --chain bsc[/]      new blocks: record deposits, rewind reorgs
+  [bold]ctrip confirm --chain bsc[/]   confirm deep-enough payments, expire overdue
+  [bold]ctrip sweep --chain bsc[/]     move confirmed funds to the treasury
+  [bold]ctrip deliver-webhooks[/]      send signed webhooks, with retries
+  [bold]ctrip status --check[/]        health at a glance; exit 3 when unhealthy
 
-Exit codes: 0 the pass ran (or was skipped: lock held), 1 it could not do its work,
-2 bad usage or configuration, 3 `status --check` found a problem.""",
+Exit codes: 0 the pass ran (or was skipped: lock held), 1 it could not do
+its work, 2 bad usage or configuration, 3 `status --check` found a problem.""",
 )
 db_app = typer.Typer(no_args_is_help=True, help="Database schema management.")
 payments_app = typer.Typer(no_args_is_help=True, help="Create and inspect payments.")

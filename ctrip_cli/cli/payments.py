@@ -95,7 +95,10 @@ def list_(
 
 @payments_app.command("show")
 def show(ctx: typer.Context, payment_id: str, json_: JsonOpt = False) -> None:
-    """Show one payment with its transfers and status history."""
+    """Show one payment with its transfers and status history.
+
+    Example: [bold]ctrip payments show pay_0123456789abcdef0123456789abcdef --json[/]
+    """
     from ctrip_cli import payments
 
     rt = ctx.obj
