@@ -14,6 +14,7 @@ from typing import ClassVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
+from typer.testing import CliRunner
 
 from ctrip_cli.cli.logs import JsonLines, PlainLines
 from ctrip_cli.cli.runtime import Runtime
@@ -427,3 +428,23 @@ def test_dashboard_renders_every_section():
         "unhealthy: chain bsc: scan lags 600 blocks",
     ):
         assert needle in text, needle
+
+
+def test_every_command_help_has_an_example():
+    """`ctrip --help` and each subcommand's help show how to use it (issue 6)."""
+    import typer
+
+    from ctrip_cli.cli import app
+
+    runner = CliRunner()
+    root = typer.main.get_command(app)
+    paths = []
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        subs = getattr(command, "commands", None)
+        paths += [[name, sub] for sub in subs] if subs else [[name]]
+    assert ["status"] in paths
+    assert "ctrip payments create --chain" in runner.invoke(app, ["--help"]).stdout
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, path
+        assert "Example" in result.stdout, path
