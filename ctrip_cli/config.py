@@ -152,9 +152,10 @@ class ScanSettings(_Model):
     max_filter_chunks: int = Field(default=4, ge=1)
     # Expired payments stay watched this long, so late funds are still detected.
     late_window_s: int = Field(default=7 * 86_400, ge=0)
-    # Blocks per committed batch (also capped by the chain's max_block_range); the next
-    # batch is read from the node while this one is written.
-    batch_blocks: int = Field(default=500, ge=1, le=100_000)
+    # Blocks per committed batch (None: the chain's max_block_range, which also caps
+    # it); the next batch is read from the node while this one is written. Fewer,
+    # larger commits measured faster than more overlap (scripts/bench/README.md).
+    batch_blocks: int | None = Field(default=None, ge=1, le=100_000)
 
 
 class SweepSettings(_Model):

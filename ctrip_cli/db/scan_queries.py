@@ -57,19 +57,19 @@ def _is_pg(session: Session) -> bool:
 def watched_addresses(
     session: Session, chain: str, *, statuses: Collection[str], expired_since: datetime
 ) -> list[tuple[str, str | None]]:
-    """Distinct (address, token_address) of payments that may still receive funds."""
-    stmt = (
-        select(Payment.address, Payment.token_address)
-        .where(
-            Payment.chain == chain,
-            or_(
-                Payment.status.in_(list(statuses)),
-                (Payment.status == "expired") & (Payment.expires_at >= expired_since),
-            ),
-        )
-        .distinct()
+    """(address, token_address) of payments that may still receive funds.
+
+    Not DISTINCT: the caller builds sets anyway, and skipping the server's hash
+    aggregate is faster with 100,000 open payments.
+    """
+    stmt = select(Payment.address, Payment.token_address).where(
+        Payment.chain == chain,
+        or_(
+            Payment.status.in_(list(statuses)),
+            (Payment.status == "expired") & (Payment.expires_at >= expired_since),
+        ),
     )
-    return [(a, t) for a, t in session.execute(stmt)]
+    return [(row[0], row[1]) for row in session.execute(stmt)]
 
 
 def oldest_open_created_at(
@@ -105,7 +105,9 @@ def lock_payments(session: Session, ids: Collection[str]) -> list[Payment]:
     """
     out: list[Payment] = []
     for part in _chunks(sorted(ids)):
-        stmt = select(_PAYMENTS).where(_PAYMENTS.c.id.in_(part)).order_by(_PAYMENTS.c.id)
+        stmt = (
+            select(_PAYMENTS).where(_PAYMENTS.c.id.in_(part)).order_by(_PAYMENTS.c.id)
+        )
         if _is_pg(session):
             stmt = stmt.with_for_update()
         out.extend(Payment(**row._mapping) for row in session.execute(stmt))

@@ -262,7 +262,7 @@ def _scan_range(
     A worker thread reads batch k+1 from the node while batch k is written to the
     database. Batches halve on timeouts and grow back while reads are fast.
     """
-    cap = min(p.cfg.max_block_range, p.settings.batch_blocks)
+    cap = min(p.cfg.max_block_range, p.settings.batch_blocks or p.cfg.max_block_range)
     size, last, a = cap, None, start
     with ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="ctrip-scan-read"

@@ -189,7 +189,7 @@ def time_scan(cfg: Any, template: str, chain: dict[str, Any]) -> tuple[float, An
         client = RpcClient(cfg)
         with db_engine.session_factory(engine)() as session:
             result = scan_job.run(
-                session, client, cfg=cfg, now=NOW, settings=ScanSettings()
+                session, client, cfg=cfg, now=NOW, settings=SETTINGS[-1]
             )
         client.close()
         elapsed = time.perf_counter() - began
@@ -264,7 +264,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=2_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--big", type=int, default=100_000)
-    parser.add_argument("--batch-blocks", type=int, default=ScanSettings().batch_blocks)
+    parser.add_argument("--batch-blocks", type=int, default=None)
     args = parser.parse_args()
     SETTINGS.append(ScanSettings(batch_blocks=args.batch_blocks))
     _timed_commits()
