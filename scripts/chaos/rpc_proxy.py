@@ -36,6 +36,10 @@ FAULTS = (
     "lag",  # the node is lag_blocks behind: head rewritten, newer blocks hidden
     "chain_id",  # eth_chainId / net_version report another chain
 )
+# Not in the campaigns' list (see the xfail test in tests/chaos/test_known_issues.py):
+# a load-balanced endpoint whose blocks and receipts lag while nonces and balances are
+# current, as when a balancer mixes a lagging node with an up-to-date one.
+SKEW = "skew"
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -119,7 +123,7 @@ class RpcProxy:
                 self.methods and not self.methods.intersection(methods)
             ):
                 return None
-            if fault in ("lag", "chain_id"):
+            if fault in ("lag", "chain_id", SKEW):
                 return fault  # a persistent property of the node, counted on use
             if self.fault_budget is not None:
                 if self.fault_budget <= 0:
@@ -238,8 +242,8 @@ def _drop(proxy: RpcProxy, sock: socket.socket, fault: str) -> None:
 
 
 def _rewrite(proxy: RpcProxy, fault: str | None, request: Any, body: bytes) -> bytes:
-    if fault == "lag":
-        return _lagging(proxy, request, body)
+    if fault in ("lag", SKEW):
+        return _lagging(proxy, request, body, state_lags=fault == "lag")
     raw = proxy.forward(body)
     if fault not in ("batch_error", "chain_id"):
         return raw
@@ -271,14 +275,14 @@ def _wrong_chain(proxy: RpcProxy, request: Any, reply: Any) -> Any:
     return reply
 
 
-def _lagging(proxy: RpcProxy, request: Any, body: bytes) -> bytes:
+def _lagging(proxy: RpcProxy, request: Any, body: bytes, *, state_lags: bool) -> bytes:
     """Answer as a node `lag_blocks` behind: nothing newer than its head exists."""
     head = int(proxy.call_upstream("eth_blockNumber"), 16)
     lagged = max(0, head - proxy.lag_blocks)
     calls = request if isinstance(request, list) else [request]
-    replies = [_lagging_one(proxy, call, lagged) for call in calls]
+    replies = [_lagging_one(proxy, call, lagged, state_lags) for call in calls]
     if lagged < head:
-        proxy.count("lag")
+        proxy.count("lag" if state_lags else SKEW)
     return json.dumps(replies if isinstance(request, list) else replies[0]).encode()
 
 
@@ -290,6 +294,13 @@ def _block_no(tag: Any, lagged: int) -> int | None:
     return int(tag, 16) if isinstance(tag, str) and tag.startswith("0x") else None
 
 
+_STATE_AT_TAG = {  # method -> position of its block tag
+    "eth_getTransactionCount": 1,
+    "eth_getBalance": 1,
+    "eth_call": 1,
+    "eth_getCode": 1,
+    "eth_getStorageAt": 2,
+}
 _BY_HASH = (
     "eth_getBlockByHash",
     "eth_getTransactionReceipt",
@@ -297,7 +308,9 @@ _BY_HASH = (
 )
 
 
-def _lagging_one(proxy: RpcProxy, call: dict[str, Any], lagged: int) -> dict[str, Any]:
+def _lagging_one(
+    proxy: RpcProxy, call: dict[str, Any], lagged: int, state_lags: bool
+) -> dict[str, Any]:
     method, params = call.get("method"), list(call.get("params") or [])
     out: dict[str, Any] = {"jsonrpc": "2.0", "id": call.get("id")}
     if method == "eth_blockNumber":
@@ -310,6 +323,12 @@ def _lagging_one(proxy: RpcProxy, call: dict[str, Any], lagged: int) -> dict[str
             return out
         if number is not None:
             params[0] = hex(number)
+    if state_lags and method in _STATE_AT_TAG:
+        # State as of the node's own head: its nonces and balances lag too.
+        at = _STATE_AT_TAG[str(method)]
+        params = [*params, *(["latest"] * (at + 1 - len(params)))]
+        number = _block_no(params[at], lagged)
+        params[at] = hex(lagged if number is None or number > lagged else number)
     if method == "eth_getLogs" and params and isinstance(params[0], dict):
         flt = dict(params[0])
         to = _block_no(flt.get("toBlock", "latest"), lagged)
