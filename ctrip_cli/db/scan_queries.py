@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -54,22 +55,42 @@ def _is_pg(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def _watched(chain: str, statuses: Collection[str], expired_since: datetime) -> Any:
+    return (Payment.chain == chain) & or_(
+        Payment.status.in_(list(statuses)),
+        (Payment.status == "expired") & (Payment.expires_at >= expired_since),
+    )
+
+
 def watched_addresses(
-    session: Session, chain: str, *, statuses: Collection[str], expired_since: datetime
+    session: Session,
+    chain: str,
+    *,
+    statuses: Collection[str],
+    expired_since: datetime,
+    native_only: bool = False,
 ) -> list[tuple[str, str | None]]:
     """(address, token_address) of payments that may still receive funds.
 
     Not DISTINCT: the caller builds sets anyway, and skipping the server's hash
     aggregate is faster with 100,000 open payments.
     """
-    stmt = select(Payment.address, Payment.token_address).where(
-        Payment.chain == chain,
-        or_(
-            Payment.status.in_(list(statuses)),
-            (Payment.status == "expired") & (Payment.expires_at >= expired_since),
-        ),
-    )
+    where = _watched(chain, statuses, expired_since)
+    if native_only:
+        where = where & Payment.token_address.is_(None)
+    stmt = select(Payment.address, Payment.token_address).where(where)
     return [(row[0], row[1]) for row in session.execute(stmt)]
+
+
+def count_watched_token_payments(
+    session: Session, chain: str, *, statuses: Collection[str], expired_since: datetime
+) -> int:
+    where = _watched(chain, statuses, expired_since) & Payment.token_address.is_not(
+        None
+    )
+    return int(
+        session.scalar(select(func.count()).select_from(Payment).where(where)) or 0
+    )
 
 
 def oldest_open_created_at(
@@ -82,7 +103,8 @@ def oldest_open_created_at(
 
 
 def payments_at(session: Session, chain: str, addresses: Collection[str]) -> list[Any]:
-    """(id, address, token_address, status, created_at) of every payment at `addresses`."""
+    """(id, address, token_address, status, created_at, expires_at) of every payment at
+    `addresses`."""
     rows: list[Any] = []
     cols = (
         Payment.id,
@@ -90,6 +112,7 @@ def payments_at(session: Session, chain: str, addresses: Collection[str]) -> lis
         Payment.token_address,
         Payment.status,
         Payment.created_at,
+        Payment.expires_at,
     )
     for part in _chunks(sorted(addresses)):
         stmt = select(*cols).where(Payment.chain == chain, Payment.address.in_(part))

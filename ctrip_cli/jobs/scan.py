@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -19,11 +20,12 @@ from ctrip_cli import lifecycle
 from ctrip_cli.chain.client import (
     BlockHeader,
     ChainClient,
+    NativeTransfer,
     TokenTransfer,
 )
 from ctrip_cli.config import ChainConfig, ScanSettings
 from ctrip_cli.db import scan_queries as sq
-from ctrip_cli.errors import ReorgTooDeepError, RpcUnavailableError
+from ctrip_cli.errors import ChainError, ReorgTooDeepError, RpcUnavailableError
 from ctrip_cli.jobs import crediting, scan_read
 from ctrip_cli.jobs.scan_read import Transfer
 
@@ -74,6 +76,7 @@ class _Pass:
     now: datetime
     reader: scan_read.Reader
     progress: Progress | None
+    overlap: bool  # write while reading (PostgreSQL), or read first (SQLite)
 
 
 def skipped(chain: str, reason: str) -> ScanResult:
@@ -105,7 +108,8 @@ def run(
         cursor = sq.get_cursor(session, cfg.name)
         fresh_start = _initial_start(session, cfg, head, now) if cursor is None else 0
     reader = scan_read.Reader(chain, cfg, settings, watch, head)
-    p = _Pass(session, chain, cfg, settings, now, reader, progress)
+    overlap = session.get_bind().dialect.name == "postgresql"
+    p = _Pass(session, chain, cfg, settings, now, reader, progress, overlap)
     tally = _Tally()
     if from_block is None and cursor is not None and head < cursor[0]:
         log.warning(
@@ -178,19 +182,27 @@ def _result(
 def _load_watch(
     session: Session, cfg: ChainConfig, now: datetime, s: ScanSettings
 ) -> scan_read.Watch:
+    """Watched addresses; token ones only while recipient filters can hold them."""
+    since = now - timedelta(seconds=s.late_window_s)
+    tokens = {t.address.lower(): t.address for t in cfg.tokens.values()}
+    n = sq.count_watched_token_payments(
+        session, cfg.name, statuses=WATCHED, expired_since=since
+    )
+    filtered = math.ceil(n / s.address_chunk) <= s.max_filter_chunks
+    watch = scan_read.Watch(
+        tokens=tokens, token_payments=n, token_recipients=set() if filtered else None
+    )
     rows = sq.watched_addresses(
         session,
         cfg.name,
         statuses=WATCHED,
-        expired_since=now - timedelta(seconds=s.late_window_s),
-    )
-    watch = scan_read.Watch(
-        tokens={t.address.lower(): t.address for t in cfg.tokens.values()}
+        expired_since=since,
+        native_only=not filtered,
     )
     for address, token in rows:
         if token is None:
             watch.native.add(address.lower())
-        elif token.lower() in watch.tokens:
+        elif watch.token_recipients is not None and token.lower() in tokens:
             watch.token_recipients.add(address.lower())
     return watch
 
@@ -257,21 +269,19 @@ def _credit(p: _Pass, ids: set[str], *, reason: str) -> crediting.Credited:
 def _scan_range(
     p: _Pass, start: int, end: int, scan: _Range, tally: _Tally
 ) -> int | None:
-    """Read [start, end] in batches; returns the last block committed.
+    """Read and commit [start, end] in batches; returns the last block committed.
 
-    A worker thread reads batch k+1 from the node while batch k is written to the
-    database. Batches halve on timeouts and grow back while reads are fast.
+    Batches span `max_block_range` blocks (fewer, larger commits measured fastest),
+    halve on timeouts and grow back while reads are fast.
     """
     cap = min(p.cfg.max_block_range, p.settings.batch_blocks or p.cfg.max_block_range)
     size, last, a = cap, None, start
-    with ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix="ctrip-scan-read"
-    ) as pool:
-        ahead = _submit(pool, p, a, min(a + size - 1, end), scan.prev_hash)
-        while ahead is not None:
-            a, b, began, future = ahead
+    with ThreadPoolExecutor(1, thread_name_prefix="ctrip-scan-read") as pool:
+        while a <= end:
+            b = min(a + size - 1, end)
+            began = time.monotonic()
             try:
-                headers, found = future.result()
+                tip = _batch(p, pool, a, b, scan, tally)
             except scan_read.Reorged:
                 log.warning("chain %s: reorg below #%d during the pass", p.cfg.name, a)
                 break
@@ -279,32 +289,34 @@ def _scan_range(
                 if size == 1:
                     raise
                 size = max(size // 2, 1)  # timeouts: the node may choke on the range
-                ahead = _submit(pool, p, a, min(a + size - 1, end), scan.prev_hash)
                 continue
             if time.monotonic() - began < 1.0:
                 size = min(size * 2, cap)
-            nxt = b + 1
-            ahead = None
-            if nxt <= end:
-                ahead = _submit(
-                    pool, p, nxt, min(nxt + size - 1, end), headers[-1].hash
-                )
-            _commit_batch(p, a, b, headers, found, tally, scan)
-            last, scan.prev_hash = b, headers[-1].hash
+            last, scan.prev_hash, a = b, tip, b + 1
             if p.progress is not None:
                 p.progress(b - start + 1, end - start + 1)
     return last
 
 
-_Ahead = tuple[int, int, float, "Future[tuple[list[BlockHeader], list[Transfer]]]"]
-
-
-def _submit(
-    pool: ThreadPoolExecutor, p: _Pass, a: int, b: int, prev_hash: str | None
-) -> _Ahead | None:
-    if a > b:
-        return None
-    return a, b, time.monotonic(), pool.submit(p.reader.read, a, b, prev_hash)
+def _batch(
+    p: _Pass, pool: ThreadPoolExecutor, a: int, b: int, scan: _Range, tally: _Tally
+) -> str:
+    """Read [a, b] and commit it, again if the chain moved meanwhile; returns b's hash."""
+    for _ in range(scan_read.RETRIES_ON_MOVE):
+        headers, tokens = p.reader.read_tokens(a, b, scan.prev_hash)
+        native = pool.submit(p.reader.read_native, a, b, headers)
+        try:
+            _commit_batch(p, a, b, headers, tokens, native, tally, scan)
+        except scan_read.ChainMoved:
+            log.info(
+                "chain %s: the chain moved while #%d-#%d was read", p.cfg.name, a, b
+            )
+            continue
+        return headers[-1].hash
+    raise ChainError(
+        f"chain {p.cfg.name!r} kept reorganising while #{a:,}-#{b:,} was read; "
+        "rerun the scan"
+    )
 
 
 def _commit_batch(
@@ -312,17 +324,27 @@ def _commit_batch(
     a: int,
     b: int,
     headers: list[BlockHeader],
-    found: list[Transfer],
+    tokens: list[TokenTransfer],
+    native: Future[list[NativeTransfer]],
     tally: _Tally,
     scan: _Range,
 ) -> None:
+    """ONE transaction for the batch. On PostgreSQL the token transfers are written
+    while the worker still reads the native receipts; SQLite reads everything first,
+    so its single writer lock is not held while the node answers."""
+    if not p.overlap:
+        native.result()
     name = p.cfg.name
     with p.session.begin():
-        rows, affected = _rows(p, found)
+        rows, affected = _rows(p, tokens)
+        recorded = sq.insert_transfers(p.session, rows)
+        natives = native.result()  # ChainMoved rolls the batch back
+        rows, more = _rows(p, natives)
+        recorded += sq.insert_transfers(p.session, rows)
+        affected |= more
         if scan.rescan:
-            affected |= _drop_stale(p, a, b, headers, found)
-        tally.recorded += sq.insert_transfers(p.session, rows)
-        tally.add(_credit(p, affected, reason=f"transfers in #{a:,}-#{b:,}"))
+            affected |= _drop_stale(p, a, b, headers, [*tokens, *natives])
+        credited = _credit(p, affected, reason=f"transfers in #{a:,}-#{b:,}")
         window = [(h.number, h.hash, h.parent_hash) for h in headers]
         sq.replace_scanned_blocks(
             p.session, name, window, keep_from=b - p.cfg.reorg_depth_blocks
@@ -330,20 +352,28 @@ def _commit_batch(
         if scan.moves_cursor(a, b):
             sq.set_cursor(p.session, name, b, headers[-1].hash, p.now)
             scan.cursor = (b, headers[-1].hash)
+    tally.add(credited)
+    tally.recorded += recorded
     tally.blocks += b - a + 1
 
 
-def _rows(p: _Pass, found: list[Transfer]) -> tuple[list[dict[str, object]], set[str]]:
+def _rows(
+    p: _Pass, found: Sequence[Transfer]
+) -> tuple[list[dict[str, object]], set[str]]:
     """Transfer rows attributed to payments; transfers of assets nobody waits for drop."""
     if not found:
         return [], set()
-    candidates: dict[tuple[str, str | None], list[object]] = {}
+    candidates: dict[tuple[str, str | None], list[Any]] = {}
     for row in sq.payments_at(p.session, p.cfg.name, {t.to_address for t in found}):
         key = (
             row.address.lower(),
             row.token_address.lower() if row.token_address else None,
         )
         candidates.setdefault(key, []).append(row)
+    late_since = p.now - timedelta(seconds=p.settings.late_window_s)
+    for key, group in list(candidates.items()):
+        if not any(_watched(row, late_since) for row in group):
+            del candidates[key]  # nobody waits there any more
     rows: list[dict[str, object]] = []
     for t in found:
         token = t.token_address.lower() if isinstance(t, TokenTransfer) else None
@@ -370,8 +400,14 @@ def _rows(p: _Pass, found: list[Transfer]) -> tuple[list[dict[str, object]], set
     return rows, {str(r["payment_id"]) for r in rows}
 
 
+def _watched(row: Any, late_since: datetime) -> bool:
+    if row.status in WATCHED:
+        return True
+    return bool(row.status == lifecycle.EXPIRED and row.expires_at >= late_since)
+
+
 def _drop_stale(
-    p: _Pass, a: int, b: int, headers: list[BlockHeader], found: list[Transfer]
+    p: _Pass, a: int, b: int, headers: list[BlockHeader], found: Sequence[Transfer]
 ) -> set[str]:
     """Rescans: delete recorded transfers of [a, b] whose block is no longer canonical."""
     recorded = sq.transfer_blocks(p.session, p.cfg.name, a, b)

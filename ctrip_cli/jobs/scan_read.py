@@ -1,12 +1,14 @@
 """Reading one block batch for the scan: headers, transfers to watched addresses, and
 the checks that they belong to one chain (hashes, parent links, the tip read again).
+Token logs come first; native receipts (the bulk) second, so they can be read while
+the token transfers are being written.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ctrip_cli.chain.client import (
@@ -16,7 +18,6 @@ from ctrip_cli.chain.client import (
     TokenTransfer,
 )
 from ctrip_cli.config import ChainConfig, ScanSettings
-from ctrip_cli.errors import ChainError
 
 log = logging.getLogger("ctrip.scan")
 RETRIES_ON_MOVE = 3
@@ -29,7 +30,10 @@ class Watch:
 
     native: set[str] = field(default_factory=set)
     tokens: dict[str, str] = field(default_factory=dict)  # lowercase → checksummed
-    token_recipients: set[str] = field(default_factory=set)
+    token_payments: int = 0  # watched token payments
+    # None: too many for recipient filters; read all Transfer logs of the configured
+    # tokens and match them in the database (see README, "How it reads").
+    token_recipients: set[str] | None = field(default_factory=set)
 
 
 class ChainMoved(Exception):
@@ -48,70 +52,60 @@ class Reader:
     watch: Watch
     head: int
 
-    def read(
+    def read_tokens(
         self, a: int, b: int, prev_hash: str | None
-    ) -> tuple[list[BlockHeader], list[Transfer]]:
-        """Headers and watched transfers of [a, b], read again if the chain moved.
-
-        Raises:
-            Reorged: the block before `a` is no longer the one the scan continued from.
-            ChainError: the chain kept moving, or the RPC endpoints failed.
-        """
-        for _ in range(RETRIES_ON_MOVE):
-            try:
-                return self._read_once(a, b, prev_hash)
-            except ChainMoved:
-                log.info(
-                    "chain %s: the chain moved while #%d-#%d was read",
-                    self.cfg.name,
-                    a,
-                    b,
-                )
-        raise ChainError(
-            f"chain {self.cfg.name!r} kept reorganising while #{a:,}-#{b:,} was read; "
-            "rerun the scan"
-        )
-
-    def _read_once(
-        self, a: int, b: int, prev_hash: str | None
-    ) -> tuple[list[BlockHeader], list[Transfer]]:
-        """Headers, then transfers, then the tip again, checked against each other.
+    ) -> tuple[list[BlockHeader], list[TokenTransfer]]:
+        """Headers of [a, b], then its token transfers to watched addresses.
 
         Headers: the batch's first and last block and every block within
         `reorg_depth_blocks` of the head. Deeper blocks would need a fork deeper than
         the window, which the next pass reports as ReorgTooDeepError.
+
+        Raises:
+            Reorged: the block before `a` is no longer the one the scan continued from.
+            ChainMoved: the chain changed while the batch was read.
         """
-        window = self.head - self.cfg.reorg_depth_blocks + 1
-        numbers = sorted({a, b, *range(max(a, window), b + 1)})
+        numbers = sorted({a, b, *range(max(a, self.window), b + 1)})
         headers = self.chain.block_headers(numbers)
         _check_links(headers, prev_hash)
-        found = self._transfers(a, b)
-        by_number = {h.number: h.hash for h in headers}
-        if any(
-            by_number.get(t.block_number, t.block_hash) != t.block_hash for t in found
-        ):
-            raise ChainMoved
-        if b >= window and self.chain.block_hashes([b]).get(b) != headers[-1].hash:
-            raise ChainMoved
+        found: list[TokenTransfer] = []
+        watch, wanted = self.watch, self.watch.token_recipients
+        if watch.token_payments:
+            tokens = list(watch.tokens.values())
+            found = self.chain.token_transfers(a, b, tokens, wanted)
+            if wanted is not None:
+                found = [t for t in found if t.to_address.lower() in wanted]
+        _check_hashes(headers, found)
         return headers, found
 
-    def _transfers(self, a: int, b: int) -> list[Transfer]:
-        found: list[Transfer] = []
-        watch = self.watch
-        if watch.token_recipients:
-            chunks = math.ceil(
-                len(watch.token_recipients) / self.settings.address_chunk
-            )
-            # Past max_filter_chunks filters, one unfiltered query is cheaper (README).
-            wanted = watch.token_recipients
-            recipients = wanted if chunks <= self.settings.max_filter_chunks else None
-            logs = self.chain.token_transfers(
-                a, b, list(watch.tokens.values()), recipients
-            )
-            found.extend(t for t in logs if t.to_address.lower() in wanted)
-        if watch.native:
-            found.extend(self.chain.native_transfers(a, b, watch.native))
+    def read_native(
+        self, a: int, b: int, headers: list[BlockHeader]
+    ) -> list[NativeTransfer]:
+        """Native transfers of [a, b], then the tip of the batch read again.
+
+        Raises:
+            ChainMoved: the chain changed since `headers` were read.
+        """
+        found = (
+            self.chain.native_transfers(a, b, self.watch.native)
+            if self.watch.native
+            else []
+        )
+        _check_hashes(headers, found)
+        if b >= self.window and self.chain.block_hashes([b]).get(b) != headers[-1].hash:
+            raise ChainMoved
         return found
+
+    @property
+    def window(self) -> int:
+        """The lowest block a fork within `reorg_depth_blocks` of the head can reach."""
+        return self.head - self.cfg.reorg_depth_blocks + 1
+
+
+def _check_hashes(headers: list[BlockHeader], found: Sequence[Transfer]) -> None:
+    by_number = {h.number: h.hash for h in headers}
+    if any(by_number.get(t.block_number, t.block_hash) != t.block_hash for t in found):
+        raise ChainMoved
 
 
 def _check_links(headers: list[BlockHeader], prev_hash: str | None) -> None:
