@@ -28,6 +28,7 @@ class WebhookReceiver:
             set
         )  # id -> bodies' keys
         self.bad_signatures = 0
+        self.bad_reasons: collections.Counter[str] = collections.Counter()
         self.requests = 0
         self._rng = random.Random(7)
         self._lock = threading.Lock()
