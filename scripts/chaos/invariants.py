@@ -183,5 +183,8 @@ def _webhooks(world: World) -> list[str]:
         if i not in ids
     ]
     if world.receiver.bad_signatures:
-        out.append(f"{world.receiver.bad_signatures} webhook signatures did not verify")
+        reasons = dict(world.receiver.bad_reasons)
+        out.append(
+            f"{world.receiver.bad_signatures} webhook signatures did not verify: {reasons}"
+        )
     return out

@@ -49,8 +49,9 @@ class WebhookReceiver:
             self.requests += 1
             try:
                 self.verifier.verify(body, headers)
-            except Exception:
+            except Exception as exc:  # any verification failure counts
                 self.bad_signatures += 1
+                self.bad_reasons[f"{type(exc).__name__}: {exc}"] += 1
                 return 400
             event = json.loads(body)
             key = f"{event['type']}:{event['data']['id']}"

@@ -173,7 +173,11 @@ class World:
         from ctrip_cli.chain.signer import KeyRing
 
         keys = KeyRing(SecretStr(MNEMONIC))
-        self.anvil.set_balance(keys.address("m/44'/60'/1'/0/0"), 10**22)
+        # A real transaction, not anvil_setBalance: anvil_reorg replays blocks and would
+        # drop a balance that no block carries.
+        send_native(
+            self.anvil, ANVIL_ACCOUNTS[8], keys.address("m/44'/60'/1'/0/0"), 10**21
+        )
         self.treasury_start = self.treasury_balances()
 
     def admin_url(self) -> str:
