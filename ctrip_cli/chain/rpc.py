@@ -162,13 +162,11 @@ class RpcClient:
             except httpx.HTTPError as exc:
                 failures.append(f"endpoint #{index + 1}: {type(exc).__name__}")
                 continue
-            if resp.status_code == 429 or resp.status_code >= 500:
+            if resp.status_code >= 400:
+                # 429 and 5xx are transient; a 401/403 (a bad API key) or 404 is this
+                # endpoint's problem: either way the next endpoint may answer.
                 failures.append(f"endpoint #{index + 1}: HTTP {resp.status_code}")
                 continue
-            if resp.status_code >= 400:
-                raise RpcRejectedError(
-                    f"endpoint #{index + 1} answered HTTP {resp.status_code}"
-                )
             try:
                 body = json.loads(resp.content)
             except ValueError:

@@ -255,3 +255,13 @@ def test_token_log_parsing_and_erc721_logs_skipped() -> None:
     assert not parse.is_transfer_log(
         {**log, "topics": [*log["topics"], "0x" + "0" * 64]}
     )
+
+
+def test_an_endpoint_refusing_the_key_fails_over(tmp_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "keyed":
+            return httpx.Response(401)
+        return _answer(request, "0x5")
+
+    client = _mock(tmp_path / "c.yaml", handler, ["http://keyed", "http://open"])
+    assert client.head() == 5
