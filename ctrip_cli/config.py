@@ -153,8 +153,7 @@ class ScanSettings(_Model):
     # Expired payments stay watched this long, so late funds are still detected.
     late_window_s: int = Field(default=7 * 86_400, ge=0)
     # Blocks per committed batch (None: the chain's max_block_range, which also caps
-    # it); the next batch is read from the node while this one is written. Fewer,
-    # larger commits measured faster than more overlap (scripts/bench/README.md).
+    # it). Fewer, larger commits measured faster (scripts/bench/README.md).
     batch_blocks: int | None = Field(default=None, ge=1, le=100_000)
 
 
