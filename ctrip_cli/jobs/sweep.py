@@ -358,22 +358,46 @@ def _check_pending(
     ctx: _Pass, attempts: list[SweepTransaction], latest: SweepTransaction
 ) -> None:
     sent_at = latest.broadcast_at or latest.created_at
-    if (ctx.now - sent_at).total_seconds() >= ctx.settings.stuck_after_s:
-        _replace(ctx, attempts, latest)
-        return
+    stuck = (ctx.now - sent_at).total_seconds() >= ctx.settings.stuck_after_s
     if tx.is_known(ctx.rpc, latest.tx_hash):
+        if stuck:
+            _replace(ctx, attempts, latest)
         return
     if tx.nonce(ctx.rpc, latest.from_address, "latest") > latest.nonce:
-        if _find_mined(ctx, attempts, fresh=True) is None:  # not one just mined
-            error = f"nonce {latest.nonce} was used by a transaction ctrip did not sign"
-            _finish(ctx, attempts, latest, FAILED, error)
-            _commit(ctx)
-            ctx.errors.append(f"{latest.purpose}: {error}")
-            ctx.counts["failed"] += 1
+        _nonce_taken(ctx, attempts, latest, stuck=stuck)
+    elif stuck:
+        _replace(ctx, attempts, latest)
+    else:  # dropped from the mempool with its nonce still free: send it again
+        ctx.counts["rebroadcast"] += 1
+        _broadcast(ctx, latest, first=False)
+
+
+def _nonce_taken(
+    ctx: _Pass,
+    attempts: list[SweepTransaction],
+    latest: SweepTransaction,
+    *,
+    stuck: bool,
+) -> None:
+    """The nonce is used, yet no attempt of ours has a receipt.
+
+    Usually an endpoint whose receipts lag its nonces (load-balanced RPC): wait. Only
+    when that lasts `stuck_after_s` is it a transaction ctrip did not sign, and the
+    sweep fails (its funds may be gone; an operator must look).
+    """
+    if _find_mined(ctx, attempts, fresh=True) is not None:
+        return  # mined after all: the next pass records it
+    if not stuck:
+        ctx.errors.append(
+            f"{latest.purpose}: nonce {latest.nonce} is used but no receipt is visible "
+            "yet; waiting"
+        )
         return
-    # Dropped from the mempool with its nonce still free: send the same bytes again.
-    ctx.counts["rebroadcast"] += 1
-    _broadcast(ctx, latest, first=False)
+    error = f"nonce {latest.nonce} was used by a transaction ctrip did not sign"
+    _finish(ctx, attempts, latest, FAILED, error)
+    _commit(ctx)
+    ctx.errors.append(f"{latest.purpose}: {error}")
+    ctx.counts["failed"] += 1
 
 
 def _replace(
