@@ -526,8 +526,9 @@ def _check_keys(ctx: _Pass, payment: Payment) -> None:
 
 def _plan_native(ctx: _Pass, payments: list[Payment]) -> _Draft | None:
     first = payments[0]
-    received = sum(p.amount_received for p in payments)
-    total = min(tx.balance(ctx.rpc, first.address), received)
+    total = _sweepable(ctx, payments, tx.balance(ctx.rpc, first.address))
+    if total is None:
+        return None
     gas_limit = _native_gas(ctx, first.address)
     fees = _native_fees(ctx)
     fee = fees.cost_wei(gas_limit)
@@ -543,10 +544,8 @@ def _plan_native(ctx: _Pass, payments: list[Payment]) -> _Draft | None:
 
 def _plan_token(ctx: _Pass, payments: list[Payment], token: str) -> _Draft | None:
     first = payments[0]
-    received = sum(p.amount_received for p in payments)
-    amount = min(tx.token_balance(ctx.rpc, token, first.address), received)
-    if amount <= 0:
-        ctx.errors.append(f"{first.address}: no {first.asset} left to sweep")
+    amount = _sweepable(ctx, payments, tx.token_balance(ctx.rpc, token, first.address))
+    if amount is None:
         return None
     data = tx.transfer_data(ctx.treasury, amount)
     estimate = tx.estimate_gas(ctx.rpc, sender=first.address, to=token, data=data)
@@ -574,6 +573,25 @@ def _plan_token(ctx: _Pass, payments: list[Payment], token: str) -> _Draft | Non
         if not _reserve_topup(ctx, need) and not ctx.dry_run:
             return None
     return _Draft(TOKEN, payments, token, amount, gas_limit, fees, need)
+
+
+def _sweepable(ctx: _Pass, payments: list[Payment], balance: int) -> int | None:
+    """What the payments received, if the address holds it; else None (reported).
+
+    Never more: stray funds belong to no payment. Never less, which would strand the
+    rest: a balance short of it means an endpoint that lags or funds moved by someone
+    else, so the sweep waits.
+    """
+    received = sum(p.amount_received for p in payments)
+    if balance >= received:
+        return received
+    first = payments[0]
+    ctx.errors.append(
+        f"{first.address}: holds {format_units(balance, first.decimals)} {first.asset}, "
+        f"less than its payments received ({format_units(received, first.decimals)}); "
+        "waiting (a lagging RPC endpoint, or funds moved outside ctrip)"
+    )
+    return None
 
 
 def _sign_draft(ctx: _Pass, d: _Draft) -> SweepTransaction:

@@ -573,3 +573,22 @@ def test_nonce_taken_by_a_foreign_transaction_fails_the_sweep(
     assert row.state == "failed"
     assert "did not sign" in (row.last_error or "")
     assert world.payment(p.id).status == "confirmed"
+
+
+@sqlite_only
+def test_address_holding_less_than_received_waits_instead_of_stranding(
+    world: SweepWorld,
+) -> None:
+    p = make_confirmed(world, "USDC", "5")
+    with world.session() as s, s.begin():  # as if the endpoint lagged behind the scan
+        s.execute(
+            sa.update(Payment)
+            .where(Payment.id == p.id)
+            .values(amount_received=6_000_000)
+        )
+
+    result = world.sweep()
+
+    assert (result.planned, result.signed) == (0, 0)
+    assert any("less than its payments received" in e for e in result.errors)
+    assert world.payment(p.id).status == "confirmed"
