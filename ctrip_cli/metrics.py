@@ -202,7 +202,8 @@ def _queues(r: StatusResult) -> Iterator[Metric]:
 
 
 def _passes(r: StatusResult) -> Iterator[Metric]:
-    labels = ["job", "chain"]
+    # `pass`, not `job`: Prometheus and the Pushgateway reserve `job` for the target.
+    labels = ["pass", "chain"]
     runs = _gauge(
         "ctrip_pass_recent_runs",
         "Passes run in the last hour, by outcome.",

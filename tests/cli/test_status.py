@@ -148,7 +148,7 @@ def test_prometheus_format_parses(ctrip, cli_env):
         samples[
             (
                 "ctrip_pass_recent_runs",
-                (("chain", "local"), ("job", "scan"), ("outcome", "ok")),
+                (("chain", "local"), ("outcome", "ok"), ("pass", "scan")),
             )
         ]
         == 1
@@ -273,7 +273,9 @@ def test_each_pass_pushes_to_a_pushgateway(make_settings, captured_log):
         server.server_close()
     ((method, path, body),) = received
     assert (method, path) == ("PUT", "/metrics/job/ctrip")
-    assert b'ctrip_pass_recent_runs{chain="local",job="sweep",outcome="ok"} 1.0' in body
+    assert (
+        b'ctrip_pass_recent_runs{chain="local",outcome="ok",pass="sweep"} 1.0' in body
+    )
 
 
 def test_watch_refreshes_until_interrupted(ctrip, monkeypatch):

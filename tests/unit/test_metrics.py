@@ -80,38 +80,31 @@ def _samples(text: str) -> dict[tuple[str, tuple], float]:
 
 def test_exposition_parses_and_carries_the_numbers(session, settings, now):
     samples = _samples(metrics.exposition(_snapshot(session, settings, now)))
-    local = (("chain", "local"),)
-    assert samples[("ctrip_chain_lag_blocks", local)] == 10
-    assert samples[("ctrip_chain_lag_seconds", local)] == 10
-    assert samples[("ctrip_rpc_endpoint_up", (*local, ("endpoint", "#1 a")))] == 1
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted(labels.items())))]
+
+    local = {"chain": "local"}
+    assert value("ctrip_chain_lag_blocks", **local) == 10
+    assert value("ctrip_chain_lag_seconds", **local) == 10
+    assert value("ctrip_rpc_endpoint_up", **local, endpoint="#1 a") == 1
+    assert value("ctrip_rpc_endpoint_up", **local, endpoint="endpoint #2") == 0
     assert (
-        samples[("ctrip_rpc_endpoint_up", (*local, ("endpoint", "endpoint #2")))] == 0
+        value("ctrip_rpc_endpoint_latency_seconds", **local, endpoint="#1 a") == 0.012
     )
-    assert (
-        samples[("ctrip_rpc_endpoint_latency_seconds", (*local, ("endpoint", "#1 a")))]
-        == 0.012
-    )
-    assert samples[("ctrip_payments", (*local, ("status", "pending")))] == 1
-    assert samples[("ctrip_webhook_outbox", (("state", "failed"),))] == 1
-    assert samples[("ctrip_gas_payer_balance", local)] == 0.5
-    scan = (*local, ("job", "scan"))
-    assert samples[("ctrip_pass_recent_runs", (*scan, ("outcome", "ok")))] == 1
-    assert samples[("ctrip_pass_recent_runs", (*scan, ("outcome", "error")))] == 1
-    took = "ctrip_pass_recent_duration_seconds"
-    assert samples[(took, (*local, ("job", "scan"), ("stat", "avg")))] == 1.5
-    assert samples[(took, (*local, ("job", "scan"), ("stat", "max")))] == 2
-    assert (
-        samples[
-            (
-                "ctrip_pass_last_result",
-                (*local, ("field", "deposits_found"), ("job", "scan")),
-            )
-        ]
-        == 4
-    )
+    assert value("ctrip_payments", **local, status="pending") == 1
+    assert value("ctrip_webhook_outbox", state="failed") == 1
+    assert value("ctrip_gas_payer_balance", **local) == 0.5
+    scan = {**local, "pass": "scan"}
+    assert value("ctrip_pass_recent_runs", **scan, outcome="ok") == 1
+    assert value("ctrip_pass_recent_runs", **scan, outcome="error") == 1
+    assert value("ctrip_pass_recent_duration_seconds", **scan, stat="avg") == 1.5
+    assert value("ctrip_pass_recent_duration_seconds", **scan, stat="max") == 2
+    assert value("ctrip_pass_last_result", **scan, field="deposits_found") == 4
     # The failure started earlier: the last run is the success.
-    assert samples[("ctrip_pass_last_ok", scan)] == 1
-    assert samples[("ctrip_healthy", ())] == 0
+    assert value("ctrip_pass_last_ok", **scan) == 1
+    assert value("ctrip_healthy") == 0
+    assert not any("job" in dict(labels) for _, labels in samples)
 
 
 def test_textfile_is_written_atomically(session, settings, now, tmp_path):
