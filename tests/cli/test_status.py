@@ -118,6 +118,7 @@ def test_healthy_on_a_real_node_exits_0(ctrip, cli_env, anvil):
     local = status["chains"]["local"]
     assert (local["head"], local["cursor"], local["lag_blocks"]) == (head, head, 0)
     assert local["rpc"] == "up"
+    assert status["chains"]["ethereum"]["rpc"] == "not checked"  # unused: not probed
     assert local["endpoints"][0]["label"].startswith("#1 127.0.0.1:")
     assert local["gas_payer"]["balance_wei"] == 0
     assert status["payments"] == {"pending": 1}
