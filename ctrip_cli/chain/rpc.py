@@ -75,8 +75,12 @@ class RpcClient:
     ) -> None:
         self.cfg = cfg
         self._urls = [u.get_secret_value() for u in cfg.rpc_urls]
+        # Loading the CA bundle costs ~20 ms a pass; plain-http endpoints have no TLS.
+        tls = any(u.startswith(("https:", "wss:")) for u in self._urls)
         self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout_s, connect=3.0), transport=transport
+            timeout=httpx.Timeout(timeout_s, connect=3.0),
+            transport=transport,
+            verify=tls,  # False only when no endpoint uses TLS at all
         )
         self._ids = itertools.count(1)
         self._preferred = 0
@@ -189,7 +193,19 @@ class RpcClient:
 
     def check_chain_id(self) -> None:
         """Raises ChainIdMismatchError when the endpoint serves another chain."""
-        actual = self.chain_id()
+        self._expect_chain_id(self.chain_id())
+
+    def checked_head(self) -> int:
+        """The head, with the chain id checked in the same round trip.
+
+        Raises:
+            ChainIdMismatchError: the endpoint serves another chain.
+        """
+        chain_id, head = self.batch([("eth_chainId", ()), ("eth_blockNumber", ())])
+        self._expect_chain_id(int(chain_id, 16))
+        return int(head, 16)
+
+    def _expect_chain_id(self, actual: int) -> None:
         if actual != self.cfg.chain_id:
             raise ChainIdMismatchError(
                 f"chain {self.cfg.name!r}: the RPC endpoint serves chain id {actual}, "

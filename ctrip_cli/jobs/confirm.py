@@ -45,8 +45,7 @@ def run(
         ChainError: the RPC endpoints failed or serve another chain.
         DatabaseError: the database failed.
     """
-    chain.check_chain_id()
-    head = chain.head()
+    head = chain.checked_head()
     with session.begin():
         detected = sq.payments_by_status(session, cfg.name, lifecycle.DETECTED)
         transfers = sq.transfers_of(session, [p.id for p in detected])

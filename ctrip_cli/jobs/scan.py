@@ -101,8 +101,7 @@ def run(
             deeper than `reorg_depth_blocks` (ReorgTooDeepError).
         DatabaseError: the database failed.
     """
-    chain.check_chain_id()
-    head = chain.head()
+    head = chain.checked_head()
     with session.begin():
         watch = _load_watch(session, cfg, now, settings)
         cursor = sq.get_cursor(session, cfg.name)

@@ -265,3 +265,12 @@ def test_an_endpoint_refusing_the_key_fails_over(tmp_path: Path) -> None:
 
     client = _mock(tmp_path / "c.yaml", handler, ["http://keyed", "http://open"])
     assert client.head() == 5
+
+
+def test_checked_head_refuses_another_chain_in_one_round_trip(tmp_path: Path) -> None:
+    from ctrip_cli.errors import ChainIdMismatchError
+
+    client = _mock(tmp_path / "c.yaml", lambda r: _answer(r, "0x1"), ["http://mainnet"])
+    with pytest.raises(ChainIdMismatchError, match="chain id 1"):
+        client.checked_head()
+    assert client.round_trips == 1
