@@ -207,8 +207,7 @@ def time_read(cfg: Any, chain: dict[str, Any], native_to: set[str]) -> float:
     began = time.perf_counter()
     client = RpcClient(cfg)
     lo, hi = chain["first"], chain["last"]
-    client.check_chain_id()
-    client.head()
+    client.checked_head()
     client.block_headers(sorted({lo, *range(max(lo, hi - 63), hi + 1)}))
     client.token_transfers(lo, hi, [chain["usdc"], chain["dai"]], None)
     client.native_transfers(lo, hi, native_to)

@@ -386,3 +386,37 @@ def test_no_native_reading_without_native_payments(session, cfg, now) -> None:
     chain = NoNative(blocks=5)
     make_payment(session, now, asset="USDC", token_address=USDC, decimals=6)
     scan(session, chain, cfg, now)
+
+
+def test_bulk_transfer_insert_counts_only_new_rows(session, now) -> None:
+    # Above 200 rows PostgreSQL goes through COPY and a temporary table.
+    rows = [
+        {
+            "chain": "local",
+            "tx_hash": f"0x{i:064x}",
+            "log_index": i % 3 - 1,
+            "block_number": i,
+            "block_hash": f"0x{i:064x}",
+            "from_address": "0x" + "11" * 20,
+            "to_address": "0x" + "22" * 20,
+            "token_address": None if i % 2 else USDC,
+            "amount": 10**30 + i,
+            "payment_id": None,
+            "created_at": now,
+        }
+        for i in range(250)
+    ]
+    with session.begin():
+        first = sq.insert_transfers(session, rows)
+    with session.begin():
+        again = sq.insert_transfers(
+            session, [*rows[:240], {**rows[0], "tx_hash": "0x" + "ff" * 32}]
+        )
+        stored = session.execute(
+            sa.select(Transfer.amount, Transfer.created_at).where(
+                Transfer.block_number == 249
+            )
+        ).one()
+
+    assert (first, again) == (250, 1)
+    assert stored == (10**30 + 249, now)
