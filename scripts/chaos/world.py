@@ -178,6 +178,9 @@ class World:
         send_native(
             self.anvil, ANVIL_ACCOUNTS[8], keys.address("m/44'/60'/1'/0/0"), 10**21
         )
+        # Bury the set-up below any reorg a campaign makes (depth <= confirmations + 2),
+        # so a reorg never drops the gas payer's funding or the test tokens.
+        self.mine(self.confirmations + 8)
         self.treasury_start = self.treasury_balances()
 
     def admin_url(self) -> str:
