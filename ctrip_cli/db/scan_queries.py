@@ -199,34 +199,45 @@ def _copy_transfers(session: Session, rows: Sequence[dict[str, Any]]) -> int:
             "(LIKE transfers INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
     )
+    _copy(session, _COPY_IN, _TRANSFER_COLS, rows)
+    new = len(session.execute(text(_INSERT_FROM_COPY)).all())
+    session.execute(text("DELETE FROM transfers_in"))
+    return new
+
+
+def _copy(
+    session: Session,
+    statement: str,
+    cols: Sequence[str],
+    rows: Sequence[dict[str, Any]],
+) -> None:
+    """COPY `rows` in through the session's own connection (same transaction)."""
     buf = io.StringIO()
     for row in rows:
-        buf.write("\t".join(_copy_field(row[c]) for c in _TRANSFER_COLS) + "\n")
+        buf.write("\t".join(_copy_field(row[c]) for c in cols) + "\n")
     buf.seek(0)
     dbapi = session.connection().connection.dbapi_connection
     if dbapi is None:  # pragma: no cover - a live session always has one
         raise RuntimeError("no database connection")
     cur = dbapi.cursor()
     try:
-        cur.copy_expert(_COPY_IN, buf)
+        cur.copy_expert(statement, buf)
     finally:
         cur.close()
-    result = session.execute(text(_INSERT_FROM_COPY))
-    new = len(result.all())
-    session.execute(text("DELETE FROM transfers_in"))
-    return new
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _copy_field(value: Any) -> str:
-    """COPY text format; the values are hex strings, numbers, UTC times or None."""
+    """One field in COPY's text format."""
     if value is None:
         return "\\N"
     if isinstance(value, datetime):
         return value.isoformat()
-    text_value = str(value)
-    if any(c in text_value for c in "\\\t\n\r"):
-        raise ValueError(f"unexpected character in a transfer field: {text_value!r}")
-    return text_value
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return str(value).translate(_COPY_ESCAPES)
 
 
 def set_amounts_received(
@@ -292,15 +303,38 @@ def set_late(session: Session, ids: Collection[str], *, now: datetime) -> None:
         )
 
 
+_HISTORY_COLS = ("payment_id", "from_status", "to_status", "reason", "at")
+_EVENT_COLS = (
+    "id",
+    "payment_id",
+    "type",
+    "url",
+    "body",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+)
+_COPY_HISTORY = (
+    "COPY payment_status_history (" + ", ".join(_HISTORY_COLS) + ") FROM STDIN"
+)
+_COPY_EVENTS = "COPY webhook_events (" + ", ".join(_EVENT_COLS) + ") FROM STDIN"
+
+
 def add_status_changes(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Rows of payment_id, from_status, to_status, reason, at."""
-    if rows:
+    if len(rows) >= _COPY_MIN_ROWS and _is_pg(session):
+        _copy(session, _COPY_HISTORY, _HISTORY_COLS, rows)
+    elif rows:
         session.execute(insert(_HISTORY), list(rows))
 
 
 def add_webhook_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Outbox rows of id, payment_id, type, url, body (pending, due now)."""
-    if rows:
+    """Outbox rows of id, payment_id, type, url, body, status, attempts,
+    next_attempt_at, created_at."""
+    if len(rows) >= _COPY_MIN_ROWS and _is_pg(session):
+        _copy(session, _COPY_EVENTS, _EVENT_COLS, rows)
+    elif rows:
         session.execute(insert(_EVENTS), list(rows))
 
 

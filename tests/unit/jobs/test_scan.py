@@ -420,3 +420,43 @@ def test_bulk_transfer_insert_counts_only_new_rows(session, now) -> None:
 
     assert (first, again) == (250, 1)
     assert stored == (10**30 + 249, now)
+
+
+def test_bulk_outbox_and_history_keep_every_character(session, now) -> None:
+    nasty = 'a\\tb\\\\c\tq\nr\r"é€\\N'
+    p = make_payment(session, now, reference=nasty)
+    events = [
+        {
+            "id": f"msg_{i:032d}",
+            "payment_id": p.id,
+            "type": "payment.detected",
+            "url": f"https://example.com/hook?x={i}\t{nasty}",
+            "body": '{"reference": ' + repr(nasty) + "}",
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for i in range(210)
+    ]
+    history = [
+        {
+            "payment_id": p.id,
+            "from_status": None,
+            "to_status": "pending",
+            "reason": nasty,
+            "at": now,
+        }
+    ] * 205
+    with session.begin():
+        sq.add_webhook_events(session, events)
+        sq.add_status_changes(session, history)
+    with session.begin():
+        got = {
+            e.id: (e.url, e.body, e.next_attempt_at)
+            for e in session.scalars(sa.select(WebhookEvent))
+        }
+        reasons = set(session.scalars(sa.select(PaymentStatusChange.reason)))
+
+    assert got == {e["id"]: (e["url"], e["body"], now) for e in events}
+    assert reasons == {nasty}
