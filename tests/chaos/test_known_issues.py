@@ -13,12 +13,7 @@ from scripts.chaos.world import World
 pytestmark = [pytest.mark.chaos, pytest.mark.evm, pytest.mark.postgres]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='sweep marks a mined top-up `failed` ("nonce 0 was used by a transaction '
-    "ctrip did not sign\") when the endpoint's receipts lag behind its nonces; the "
-    "token sweep fails with it and the payment stays `confirmed` for good",
-)
+# Fixed by the sweep's wait on a used nonce without a visible receipt (7928c17).
 def test_sweep_survives_an_endpoint_whose_receipts_lag_its_nonces(tmp_path):
     world = World.start(tmp_path, seed=45)
     try:
