@@ -124,7 +124,9 @@ def show_payment(session: Session, payment_id: str) -> PaymentDetail:
     """
     payment = queries.get_payment(session, payment_id)
     if payment is None:
-        raise InputError(f"payment {payment_id!r}: no such payment")
+        raise InputError(
+            f"No such payment {payment_id!r}; `ctrip payments list` shows the ids"
+        )
     transfers = [
         {
             "tx_hash": t.tx_hash,

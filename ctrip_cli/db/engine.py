@@ -81,6 +81,10 @@ def translate_errors() -> Iterator[None]:
     try:
         yield
     except (exc.OperationalError, exc.InterfaceError) as e:
+        if "no such table" in str(getattr(e, "orig", e)):  # SQLite's missing schema
+            raise DatabaseError(
+                "The database schema is missing or old; run `ctrip db upgrade`"
+            ) from None
         reason = str(getattr(e, "orig", e)).strip().splitlines()[0] if e else ""
         raise DatabaseError(
             f"Database unavailable ({reason}); check that it is running and that "

@@ -203,7 +203,9 @@ class WebhookEvent(Base):
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Attempts since the last `webhooks retry`: indexes the retry ladder.
-    attempts_in_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    attempts_in_round: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The claim: which run holds the event and until when (a crashed run's claim expires).
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -235,12 +235,16 @@ def sweep_candidates(session: Session, chain: str) -> list[Payment]:
             ),
             Payment.id.not_in(linked),
         )
-        .order_by(Payment.address, Payment.token_address, Payment.created_at, Payment.id)
+        .order_by(
+            Payment.address, Payment.token_address, Payment.created_at, Payment.id
+        )
     )
     return list(session.scalars(stmt))
 
 
-def last_transfer_blocks(session: Session, payment_ids: Sequence[str]) -> dict[str, int]:
+def last_transfer_blocks(
+    session: Session, payment_ids: Sequence[str]
+) -> dict[str, int]:
     """The block of each payment's latest recorded transfer (payments without any omitted)."""
     if not payment_ids:
         return {}
@@ -292,7 +296,9 @@ def get_sweep_tx(session: Session, tx_id: int) -> SweepTransaction | None:
     return session.get(SweepTransaction, tx_id)
 
 
-def link_sweep_payments(session: Session, sweep_tx_id: int, payment_ids: Sequence[str]) -> None:
+def link_sweep_payments(
+    session: Session, sweep_tx_id: int, payment_ids: Sequence[str]
+) -> None:
     """Link payments to a sweep; the primary key makes a second link impossible."""
     session.execute(
         insert(SweepPayment),
@@ -311,7 +317,9 @@ def swept_payments(session: Session, sweep_tx_id: int) -> list[Payment]:
     return list(session.scalars(stmt))
 
 
-def count_sweep_txs_by_state(session: Session, chain: str | None = None) -> dict[str, int]:
+def count_sweep_txs_by_state(
+    session: Session, chain: str | None = None
+) -> dict[str, int]:
     stmt = select(SweepTransaction.state, func.count()).group_by(SweepTransaction.state)
     if chain is not None:
         stmt = stmt.where(SweepTransaction.chain == chain)
