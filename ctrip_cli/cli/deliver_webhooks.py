@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from ctrip_cli.cli import app
-from ctrip_cli.jobs import deliver_webhooks as job
-from ctrip_cli.money import parse_duration_s
+
+if TYPE_CHECKING:
+    from ctrip_cli.jobs import deliver_webhooks as job
 
 
 @app.command("deliver-webhooks")
@@ -30,6 +31,10 @@ def deliver_webhooks(
     Keeps claiming newly due events (short retries) while the budget lasts.
     Example: [bold]ctrip deliver-webhooks --time-budget 50s --json[/]
     """
+    # Imported here so `ctrip --help` does not load httpx and SQLAlchemy.
+    from ctrip_cli.jobs import deliver_webhooks as job
+    from ctrip_cli.money import parse_duration_s
+
     rt = ctx.obj
     with rt.errors():
         budget_s = parse_duration_s(time_budget, what="--time-budget")

@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from ctrip_cli.cli import webhooks_app
-from ctrip_cli.jobs import webhooks_admin
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
@@ -29,6 +28,8 @@ def list_(
 
     Example: [bold]ctrip webhooks list --status failed[/]
     """
+    from ctrip_cli.jobs import webhooks_admin
+
     rt = ctx.obj
     with rt.errors(), rt.open_session() as session:
         rows = webhooks_admin.list_events(session, status=status, limit=limit)
@@ -53,6 +54,8 @@ def retry(
     The next [bold]ctrip deliver-webhooks[/] sends them with the same webhook-id.
     Example: [bold]ctrip webhooks retry --all-failed[/]
     """
+    from ctrip_cli.jobs import webhooks_admin
+
     rt = ctx.obj
     with rt.errors(), rt.open_session() as session, session.begin():
         result = webhooks_admin.retry(
