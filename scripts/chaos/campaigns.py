@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from scripts.chaos import invariants, secrets
-from scripts.chaos.rpc_proxy import FAULTS
+from scripts.chaos.rpc_proxy import FAULTS, SKEW
 from scripts.chaos.settle import settle
 from scripts.chaos.world import PASSES, RPC_API_KEY, CliRun, World
 
@@ -240,7 +240,7 @@ def _reorg(world: World, depth: int) -> int:
 
 def rpc(world: World, per_fault: int) -> CampaignResult:
     result = CampaignResult("rpc")
-    for fault in FAULTS:
+    for fault in (*FAULTS, SKEW):
         for variant in _variants(fault)[: max(1, per_fault)]:
             _new_work(world, 1)
             world.mine(1)

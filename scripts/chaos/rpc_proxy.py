@@ -36,9 +36,9 @@ FAULTS = (
     "lag",  # the node is lag_blocks behind: head rewritten, newer blocks hidden
     "chain_id",  # eth_chainId / net_version report another chain
 )
-# Not in the campaigns' list (see the xfail test in tests/chaos/test_known_issues.py):
-# a load-balanced endpoint whose blocks and receipts lag while nonces and balances are
-# current, as when a balancer mixes a lagging node with an up-to-date one.
+# A load-balanced endpoint whose blocks and receipts lag while nonces and balances are
+# current, as when a balancer mixes a lagging node with an up-to-date one (it once made
+# sweep fail a mined top-up: tests/chaos/test_known_issues.py).
 SKEW = "skew"
 
 

@@ -1,5 +1,5 @@
-"""Known issues the chaos harness found, kept as strict xfails: when a fix lands the
-test passes, fails as XPASS, and the marker must come off."""
+"""Issues the chaos harness found, kept as regression tests (a strict xfail until the
+fix lands, then a plain test)."""
 
 from __future__ import annotations
 
