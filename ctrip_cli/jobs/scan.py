@@ -302,9 +302,9 @@ def _batch(
 ) -> str:
     """Read [a, b] and commit it, again if the chain moved meanwhile; returns b's hash."""
     for _ in range(scan_read.RETRIES_ON_MOVE):
-        headers, tokens = p.reader.read_tokens(a, b, scan.prev_hash)
-        native = pool.submit(p.reader.read_native, a, b, headers)
         try:
+            headers, tokens = p.reader.read_tokens(a, b, scan.prev_hash)
+            native = pool.submit(p.reader.read_native, a, b, headers)
             _commit_batch(p, a, b, headers, tokens, native, tally, scan)
         except scan_read.ChainMoved:
             log.info(

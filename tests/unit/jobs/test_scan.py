@@ -460,3 +460,58 @@ def test_bulk_outbox_and_history_keep_every_character(session, now) -> None:
 
     assert got == {e["id"]: (e["url"], e["body"], now) for e in events}
     assert reasons == {nasty}
+
+
+class MovingChain(FakeChain):
+    """Forks (same height, transfers kept) right after its headers were read."""
+
+    def __init__(self, *, forks: int, where: str) -> None:
+        super().__init__(blocks=20)
+        self.forks, self.where = forks, where
+
+    def _maybe_fork(self, where: str) -> None:
+        if self.where == where and self.forks > 0:
+            self.forks -= 1
+            self.produce_fork(3, keep_transfers=True)
+
+    def token_transfers(self, *args: Any, **kw: Any) -> Any:
+        self._maybe_fork("tokens")
+        return super().token_transfers(*args, **kw)
+
+    def native_transfers(self, *args: Any, **kw: Any) -> Any:
+        self._maybe_fork("native")
+        return super().native_transfers(*args, **kw)
+
+
+@pytest.mark.parametrize("where", ["tokens", "native"])
+def test_batch_read_while_the_chain_moves_is_read_again(
+    session, cfg, now, where
+) -> None:
+    chain = MovingChain(forks=1, where=where)
+    asset = (
+        {"asset": "USDC", "token_address": USDC, "decimals": 6}
+        if where == "tokens"
+        else {}
+    )
+    p = make_payment(session, now, **asset)
+    chain.add_transfer(p.address, 1_000, token=USDC if where == "tokens" else None)
+
+    scan(session, chain, cfg, now)
+
+    assert status(session, p.id) == ("detected", 1_000, False)
+    with session.begin():
+        (t,) = session.scalars(sa.select(Transfer)).all()
+        assert t.block_hash == chain.blocks[t.block_number].header.hash
+
+
+def test_a_chain_that_keeps_moving_fails_the_pass(session, cfg, now) -> None:
+    from ctrip_cli.errors import ChainError
+
+    chain = MovingChain(forks=99, where="native")
+    p = make_payment(session, now)
+    chain.add_transfer(p.address, 1_000)
+
+    with pytest.raises(ChainError, match="kept reorganising"):
+        scan(session, chain, cfg, now)
+    with session.begin():
+        assert session.scalar(sa.select(sa.func.count()).select_from(Transfer)) == 0
