@@ -329,21 +329,23 @@ def _commit_batch(
     scan: _Range,
 ) -> None:
     """ONE transaction for the batch. On PostgreSQL the token transfers are written
-    while the worker still reads the native receipts; SQLite reads everything first,
-    so its single writer lock is not held while the node answers."""
+    and their payments credited while the worker still reads the native receipts (a
+    payment is paid in one asset only, so the two sets of payments are disjoint);
+    SQLite reads everything first, so its single writer lock is not held while the
+    node answers."""
     if not p.overlap:
         native.result()
-    name = p.cfg.name
+    name, reason = p.cfg.name, f"transfers in #{a:,}-#{b:,}"
     with p.session.begin():
         rows, affected = _rows(p, tokens)
         recorded = sq.insert_transfers(p.session, rows)
+        credited = [_credit(p, affected, reason=reason)]
         natives = native.result()  # ChainMoved rolls the batch back
-        rows, more = _rows(p, natives)
+        rows, affected = _rows(p, natives)
         recorded += sq.insert_transfers(p.session, rows)
-        affected |= more
         if scan.rescan:
             affected |= _drop_stale(p, a, b, headers, [*tokens, *natives])
-        credited = _credit(p, affected, reason=f"transfers in #{a:,}-#{b:,}")
+        credited.append(_credit(p, affected, reason=reason))
         window = [(h.number, h.hash, h.parent_hash) for h in headers]
         sq.replace_scanned_blocks(
             p.session, name, window, keep_from=b - p.cfg.reorg_depth_blocks
@@ -351,7 +353,8 @@ def _commit_batch(
         if scan.moves_cursor(a, b):
             sq.set_cursor(p.session, name, b, headers[-1].hash, p.now)
             scan.cursor = (b, headers[-1].hash)
-    tally.add(credited)
+    for c in credited:
+        tally.add(c)
     tally.recorded += recorded
     tally.blocks += b - a + 1
 
