@@ -65,8 +65,12 @@ def create_payment(
         raise InputError(f"--expires-in {expires_in_s}s: must be between 1s and 365d")
     if webhook_url is not None and not _URL.match(webhook_url):
         raise InputError(f"--webhook-url {webhook_url!r}: not an http(s) URL")
-    if reference is not None and len(reference) > 255:
-        raise InputError("--reference: at most 255 characters")
+    if reference is not None and (
+        len(reference) > 255 or any(ord(c) < 32 or ord(c) == 127 for c in reference)
+    ):
+        raise InputError(
+            "--reference: at most 255 characters, and no control characters"
+        )
     keys = keys or KeyRing.for_chain(settings.mnemonic, cfg)
     index = queries.allocate_deposit_index(session)
     address = keys.deposit_address(index)

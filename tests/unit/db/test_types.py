@@ -92,3 +92,20 @@ def test_transition_writes_history_and_outbox_together(engine, settings, now):
 def test_upgrade_is_idempotent(engine):
     db_engine.upgrade(engine)
     db_engine.upgrade(engine)
+
+
+@pytest.mark.parametrize("reference", ["a\x00b", "line\nbreak", "x" * 256])
+def test_reference_with_control_characters_is_refused(engine, settings, now, reference):
+    from ctrip_cli.errors import InputError
+
+    factory = db_engine.session_factory(engine)
+    with pytest.raises(InputError, match="--reference"), factory() as session:
+        payments.create_payment(
+            session,
+            settings,
+            chain="local",
+            asset="ETH",
+            amount="1",
+            now=now,
+            reference=reference,
+        )
