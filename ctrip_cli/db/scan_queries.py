@@ -202,10 +202,31 @@ def _copy_transfers(session: Session, rows: Sequence[dict[str, Any]]) -> int:
             "(LIKE transfers INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
     )
-    _copy(session, _COPY_IN, _TRANSFER_COLS, rows)
+    _copy(session, _COPY_IN, _TRANSFER_COLS, rows, lines=_transfer_lines(rows))
     new = len(session.execute(text(_INSERT_FROM_COPY)).all())
     session.execute(text("DELETE FROM transfers_in"))
     return new
+
+
+def _transfer_lines(rows: Sequence[dict[str, Any]]) -> Iterable[str]:
+    """COPY lines of transfer rows, fast: every field is a validated chain name, hex,
+    an id, a number or a UTC time, none of which needs escaping."""
+    null = "\\N"
+    for r in rows:
+        fields = (
+            r["chain"],
+            r["tx_hash"],
+            r["log_index"],
+            r["block_number"],
+            r["block_hash"],
+            r["from_address"] or null,
+            r["to_address"],
+            r["token_address"] or null,
+            r["amount"],
+            r["payment_id"] or null,
+            r["created_at"].isoformat(),
+        )
+        yield "\t".join(map(str, fields)) + "\n"
 
 
 def _copy(
@@ -213,12 +234,13 @@ def _copy(
     statement: str,
     cols: Sequence[str],
     rows: Sequence[dict[str, Any]],
+    *,
+    lines: Iterable[str] | None = None,
 ) -> None:
     """COPY `rows` in through the session's own connection (same transaction)."""
-    buf = io.StringIO()
-    for row in rows:
-        buf.write("\t".join(_copy_field(row[c]) for c in cols) + "\n")
-    buf.seek(0)
+    if lines is None:
+        lines = ("\t".join(_copy_field(row[c]) for c in cols) + "\n" for row in rows)
+    buf = io.StringIO("".join(lines))
     dbapi = session.connection().connection.dbapi_connection
     if dbapi is None:  # pragma: no cover - a live session always has one
         raise RuntimeError("no database connection")
