@@ -488,13 +488,16 @@ def _groups(ctx: _Pass) -> list[list[Payment]]:
     """Payments to sweep, one group per (address, asset); native groups first, as they
     need no gas payer and so go out even when it is empty."""
     candidates = queries.sweep_candidates(ctx.session, ctx.chain)
-    late_ids = [p.id for p in candidates if p.status == lifecycle.EXPIRED]
-    last_blocks = queries.last_transfer_blocks(ctx.session, late_ids)
+    last_blocks = queries.last_transfer_blocks(ctx.session, [p.id for p in candidates])
     _commit(ctx)  # nothing written: ends the read
     groups: dict[tuple[str, str | None], list[Payment]] = defaultdict(list)
     for p in candidates:
-        if p.status == lifecycle.EXPIRED and not _late_funds_deep(
-            ctx, last_blocks.get(p.id)
+        # Every counted transfer must be deep, including ones credited after the
+        # payment was confirmed: a sweep of funds a reorg can still remove would
+        # revert or never mine, and a failed sweep is not retried.
+        block = last_blocks.get(p.id)
+        if not _late_funds_deep(ctx, block) and (
+            p.status == lifecycle.EXPIRED or block is not None
         ):
             continue
         if p.amount_received > 0:

@@ -592,3 +592,46 @@ def test_address_holding_less_than_received_waits_instead_of_stranding(
     assert (result.planned, result.signed) == (0, 0)
     assert any("less than its payments received" in e for e in result.errors)
     assert world.payment(p.id).status == "confirmed"
+
+
+@sqlite_only
+def test_funds_credited_after_confirmation_wait_until_deep_before_sweeping(
+    world: SweepWorld,
+) -> None:
+    # A confirmed payment gets an overpayment at the head. Sweeping it now signs a
+    # transfer of funds a reorg can still remove; the token sweep would then revert and
+    # (failed, its payment linked) never be retried: the whole payment's funds stranded.
+    world.fund_payer()
+    p = make_confirmed(world, "USDC", "5")
+    tx_hash = mint(world.anvil, p.token_address or "", p.address, 1_000_000)
+    receipt = get_receipt(world.anvil, tx_hash)
+    assert receipt is not None
+    with world.session() as s, s.begin():
+        s.add(
+            Transfer(
+                chain="local",
+                tx_hash=tx_hash,
+                log_index=0,
+                block_number=int(receipt["blockNumber"], 16),
+                block_hash=receipt["blockHash"],
+                from_address=FUNDER,
+                to_address=p.address,
+                token_address=p.token_address,
+                amount=1_000_000,
+                payment_id=p.id,
+                created_at=world.now,
+            )
+        )
+        s.execute(
+            sa.update(Payment)
+            .where(Payment.id == p.id)
+            .values(amount_received=6_000_000)
+        )
+
+    result = world.sweep()  # the mint is at the head: 1 of 2 confirmations
+
+    assert (result.planned, result.signed) == (0, 0)
+    assert world.sweep_rows() == []
+    world.anvil.mine(world.cfg.confirmations)
+    world.sweep_until_settled([p.id])
+    assert balance_of(world.anvil, world.tokens.usdc, TREASURY) == 6_000_000
