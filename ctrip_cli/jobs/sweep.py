@@ -364,7 +364,7 @@ def _check_pending(
             _replace(ctx, attempts, latest)
         return
     if tx.nonce(ctx.rpc, latest.from_address, "latest") > latest.nonce:
-        _nonce_taken(ctx, attempts, latest, stuck=stuck)
+        _nonce_taken(ctx, attempts, latest)
     elif stuck:
         _replace(ctx, attempts, latest)
     else:  # dropped from the mempool with its nonce still free: send it again
@@ -372,22 +372,28 @@ def _check_pending(
         _broadcast(ctx, latest, first=False)
 
 
+_NONCE_WAIT = "nonce used, no receipt visible yet"
+
+
 def _nonce_taken(
-    ctx: _Pass,
-    attempts: list[SweepTransaction],
-    latest: SweepTransaction,
-    *,
-    stuck: bool,
+    ctx: _Pass, attempts: list[SweepTransaction], latest: SweepTransaction
 ) -> None:
     """The nonce is used, yet no attempt of ours has a receipt.
 
     Usually an endpoint whose receipts lag its nonces (load-balanced RPC): wait. Only
-    when that lasts `stuck_after_s` is it a transaction ctrip did not sign, and the
-    sweep fails (its funds may be gone; an operator must look).
+    when that lasts `stuck_after_s` (counted from the first pass that saw it, not from
+    the broadcast: a transaction may sit in the mempool for a while before it is
+    mined) is it a transaction ctrip did not sign, and the sweep fails (its funds may
+    be gone; an operator must look). A failed sweep is final, so this must not be a
+    receipt that is merely late.
     """
     if _find_mined(ctx, attempts, fresh=True) is not None:
         return  # mined after all: the next pass records it
-    if not stuck:
+    if latest.last_error != _NONCE_WAIT:
+        latest.last_error, latest.updated_at = _NONCE_WAIT, ctx.now
+        _commit(ctx)
+    waited = (ctx.now - latest.updated_at).total_seconds()
+    if waited < ctx.settings.stuck_after_s:
         ctx.errors.append(
             f"{latest.purpose}: nonce {latest.nonce} is used but no receipt is visible "
             "yet; waiting"

@@ -635,3 +635,40 @@ def test_funds_credited_after_confirmation_wait_until_deep_before_sweeping(
     world.anvil.mine(world.cfg.confirmations)
     world.sweep_until_settled([p.id])
     assert balance_of(world.anvil, world.tokens.usdc, TREASURY) == 6_000_000
+
+
+@sqlite_only
+def test_used_nonce_without_receipt_waits_from_when_it_is_first_seen(
+    world: SweepWorld,
+) -> None:
+    # The sweep sat in the mempool past stuck_after_s before its nonce was used; the
+    # first pass that sees the nonce used without a receipt (an endpoint whose receipts
+    # lag) must wait, not fail at once: a failed sweep is final, never retried.
+    make_confirmed(world, "ETH", "1")
+    world.anvil.set_automine(False)
+    world.sweep()
+    (row,) = world.sweep_rows()
+    world.anvil.rpc("anvil_dropTransaction", row.tx_hash)
+    account = KeyRing(world.settings.mnemonic).account(row.key_path)  # type: ignore[arg-type]
+    foreign = account.sign_transaction(
+        {
+            "chainId": 31337,
+            "nonce": row.nonce,
+            "to": FUNDER,
+            "value": 1,
+            "gas": 21_000,
+            "gasPrice": 10**10,
+        }
+    )
+    world.anvil.rpc("eth_sendRawTransaction", "0x" + foreign.raw_transaction.hex())
+    world.anvil.mine(1)
+    stuck_s = world.settings.sweep.stuck_after_s
+    first_seen = world.now + timedelta(seconds=stuck_s + 60)
+
+    waiting = world.sweep(now=first_seen)
+
+    assert waiting.failed == 0
+    assert world.sweep_rows()[0].state == "pending"
+    assert world.sweep(now=first_seen + timedelta(seconds=stuck_s - 1)).failed == 0
+    assert world.sweep(now=first_seen + timedelta(seconds=stuck_s)).failed == 1
+    assert world.sweep_rows()[0].state == "failed"
