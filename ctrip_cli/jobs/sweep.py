@@ -516,7 +516,13 @@ def _plan_group(ctx: _Pass, payments: list[Payment]) -> _Draft | None:
     token = payments[0].token_address
     if token is None:
         return _plan_native(ctx, payments)
-    return _plan_token(ctx, payments, token)
+    try:
+        return _plan_token(ctx, payments, token)
+    except RpcRejectedError as exc:
+        # A token that refuses balanceOf/transfer for this address (paused,
+        # blacklisted) costs this sweep only, not every sweep of the chain.
+        ctx.errors.append(f"{payments[0].address}: {payments[0].asset}: {exc}")
+        return None
 
 
 def _late_funds_deep(ctx: _Pass, block: int | None) -> bool:

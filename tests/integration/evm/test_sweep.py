@@ -672,3 +672,22 @@ def test_used_nonce_without_receipt_waits_from_when_it_is_first_seen(
     assert world.sweep(now=first_seen + timedelta(seconds=stuck_s - 1)).failed == 0
     assert world.sweep(now=first_seen + timedelta(seconds=stuck_s)).failed == 1
     assert world.sweep_rows()[0].state == "failed"
+
+
+@sqlite_only
+def test_a_token_that_refuses_its_transfer_does_not_block_other_sweeps(
+    world: SweepWorld,
+) -> None:
+    # eth_estimateGas of a transfer the token refuses (paused, blacklisted address)
+    # is an RPC error; it must cost that one sweep, not every sweep of the chain.
+    eth = make_confirmed(world, "ETH", "1")
+    usdc = make_confirmed(world, "USDC", "2")
+    reverter_code = world.anvil.rpc("eth_getCode", world.tokens.reverter, "latest")
+    world.anvil.rpc("anvil_setCode", world.tokens.usdc, reverter_code)
+
+    world.sweep_until_settled([eth.id])
+
+    assert world.payment(usdc.id).status == "confirmed"
+    assert [r.kind for r in world.sweep_rows()] == ["native"]
+    result = world.sweep()
+    assert any(usdc.address in e for e in result.errors)
