@@ -89,7 +89,9 @@ class SendOutcome(StrEnum):
     SENT = "sent"
     KNOWN = "known"  # the node already has it: nothing to do
     NONCE_USED = "nonce used"  # mined already (ours or another attempt): check receipts
-    UNDERPRICED = "underpriced"  # a pending attempt with this nonce pays more
+    # a pending attempt with this nonce pays more, or the fee is below the base fee:
+    # either way a fee-bump replacement follows once the attempt counts as stuck
+    UNDERPRICED = "underpriced"
     NO_FUNDS = "insufficient funds"
 
 
@@ -101,6 +103,7 @@ _REJECTIONS = (
     ("nonce too low", SendOutcome.NONCE_USED),
     ("replacement transaction underpriced", SendOutcome.UNDERPRICED),
     ("underpriced", SendOutcome.UNDERPRICED),
+    ("less than block base fee", SendOutcome.UNDERPRICED),  # geth, anvil: fee cap
     ("insufficient funds", SendOutcome.NO_FUNDS),
 )
 

@@ -691,3 +691,38 @@ def test_a_token_that_refuses_its_transfer_does_not_block_other_sweeps(
     assert [r.kind for r in world.sweep_rows()] == ["native"]
     result = world.sweep()
     assert any(usdc.address in e for e in result.errors)
+
+
+class _Crash(Exception):
+    pass
+
+
+def _crash_after_sign(step: str) -> None:
+    if step == "after_sign":
+        raise _Crash
+
+
+@sqlite_only
+def test_signed_row_refused_for_a_risen_base_fee_is_replaced_once_stuck(
+    world: SweepWorld,
+) -> None:
+    # Signed, then the pass died before the broadcast; by the rerun the base fee has
+    # risen past the stored fee, and the node refuses the bytes. The row must not stay
+    # `signed` (rebroadcast as is, forever): it is replaced with fresh fees once stuck.
+    p = make_confirmed(world, "ETH", "1")
+    with pytest.raises(_Crash):
+        world.sweep(hook=_crash_after_sign)
+    world.anvil.rpc("anvil_setNextBlockBaseFeePerGas", hex(10**12))
+    world.anvil.mine(1)
+    world.sweep()
+    later = world.now + timedelta(seconds=world.settings.sweep.stuck_after_s)
+
+    result = world.sweep(now=later)
+
+    assert result.replaced == 1
+    for n in range(4):
+        world.wait_mined()
+        world.anvil.mine(world.cfg.confirmations)
+        world.sweep(now=later + timedelta(seconds=n + 1))
+    assert world.payment(p.id).status == lifecycle.SETTLED
+    assert native_balance(world.anvil, p.address) == 0
