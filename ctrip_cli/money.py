@@ -6,7 +6,9 @@ import re
 
 from ctrip_cli.errors import InputError
 
-_AMOUNT = re.compile(r"^(\d{1,60})(?:\.(\d{1,36}))?$", re.ASCII)
+_AMOUNT = re.compile(r"^(\d{1,78})(?:\.(\d{1,36}))?$", re.ASCII)
+# Token amounts are uint256 on chain; NUMERIC(78,0) holds every one of them.
+MAX_UNITS = 2**256 - 1
 
 
 def parse_units(text: str, decimals: int, *, what: str = "--amount") -> int:
@@ -30,6 +32,10 @@ def parse_units(text: str, decimals: int, *, what: str = "--amount") -> int:
     units: int = int(whole) * 10**decimals + int(frac.ljust(decimals, "0") or "0")
     if units <= 0:
         raise InputError(f"{what} {text!r}: must be greater than zero")
+    if units > MAX_UNITS:
+        raise InputError(
+            f"{what} {text!r}: larger than any on-chain amount (2**256 - 1)"
+        )
     return units
 
 

@@ -59,3 +59,9 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects(text):
     with pytest.raises(InputError, match="--expires-in"):
         parse_duration_s(text, what="--expires-in")
+
+
+def test_amounts_up_to_uint256_are_accepted_and_beyond_refused():
+    assert parse_units(str(2**256 - 1), 0) == 2**256 - 1
+    with pytest.raises(InputError, match="larger than any on-chain amount"):
+        parse_units(str(2**256), 0)
