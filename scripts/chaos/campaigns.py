@@ -105,7 +105,7 @@ def _finish(world: World, result: CampaignResult) -> None:
 
 def crash(world: World, trials: int) -> CampaignResult:
     result = CampaignResult("crash")
-    world.proxy.latency_s = 0.03  # passes take long enough to be killed mid-way
+    world.proxy.latency_s = 0.05  # passes take long enough to be killed mid-way
     world.receiver.fail_rate = 0.2
     _new_work(world, 4)
     for trial in range(trials):
@@ -118,7 +118,11 @@ def crash(world: World, trials: int) -> CampaignResult:
             world.fast_forward()
         args = _pass_args(name)
         run = world.kill_after(
-            world.spawn(*args), world.rng.uniform(0.5, 3.5), tuple(args)
+            # From start-up (imports) to late in the pass: passes got faster, so the
+            # window starts early enough that most trials kill a pass mid-way.
+            world.spawn(*args),
+            world.rng.uniform(0.2, 2.0),
+            tuple(args),
         )
         result.trials += 1
         if run.rc is None:
