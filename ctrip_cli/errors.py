@@ -68,11 +68,11 @@ class ChainIdMismatchError(ChainError):
 class ReorgTooDeepError(ChainError):
     """A reorg is deeper than the window of kept block hashes."""
 
-    def __init__(self, *, block: int, depth: int, safe: int) -> None:
+    def __init__(self, *, block: int, depth: int, safe: int, chain: str = "C") -> None:
         self.block, self.depth, self.safe = block, depth, safe
         super().__init__(
             f"Reorg at #{block:,} deeper than {depth} blocks; raise reorg_depth_blocks "
-            f"or rescan with `ctrip scan --from-block {safe}`"
+            f"or rescan with `ctrip scan --chain {chain} --from-block {safe}`"
         )
 
 

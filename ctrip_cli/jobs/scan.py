@@ -242,7 +242,7 @@ def _rewind(p: _Pass, number: int, tally: _Tally) -> tuple[int, str]:
     ancestor = max((n for n, h in kept.items() if canonical.get(n) == h), default=None)
     if ancestor is None:
         raise ReorgTooDeepError(
-            block=number, depth=depth, safe=max(number - 2 * depth, 0)
+            block=number, depth=depth, safe=max(number - 2 * depth, 0), chain=p.cfg.name
         )
     log.warning(
         "chain %s: reorg below #%d; rewinding to #%d", p.cfg.name, number, ancestor

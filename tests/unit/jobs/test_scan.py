@@ -320,7 +320,7 @@ def test_reorg_deeper_than_the_window_names_block_and_fix(
         scan(session, chain, cfg, now)
 
     assert f"#{head:,}" in str(info.value)
-    assert "ctrip scan --from-block" in str(info.value)
+    assert f"ctrip scan --chain {cfg.name} --from-block" in str(info.value)
 
 
 def test_lagging_node_changes_nothing(session, chain, cfg, now) -> None:
