@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from ctrip_cli.cli import app
 from ctrip_cli.cli.runtime import Runtime
-from ctrip_cli.jobs import confirm as confirm_job
+
+if TYPE_CHECKING:
+    from ctrip_cli.jobs import confirm as confirm_job
 
 
 @app.command()
@@ -25,6 +27,10 @@ def confirm(
 
     Example: [bold]ctrip confirm --chain bsc --json[/]
     """
+    from ctrip_cli.jobs import (
+        confirm as confirm_job,
+    )  # here, so `ctrip --help` stays fast
+
     rt: Runtime = ctx.obj
     with rt.errors():
         cfg = rt.settings.chain(chain)

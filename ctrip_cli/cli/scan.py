@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,7 +12,9 @@ from rich.table import Table
 from ctrip_cli.cli import app
 from ctrip_cli.cli.runtime import Runtime
 from ctrip_cli.errors import InputError
-from ctrip_cli.jobs import scan as scan_job
+
+if TYPE_CHECKING:
+    from ctrip_cli.jobs import scan as scan_job
 
 BAR_MIN_BLOCKS = 5_000
 
@@ -35,6 +37,8 @@ def scan(
 
     Example: [bold]ctrip scan --chain bsc --json[/]
     """
+    from ctrip_cli.jobs import scan as scan_job  # here, so `ctrip --help` stays fast
+
     rt: Runtime = ctx.obj
     with rt.errors():
         _check_range(from_block, to_block)
