@@ -57,6 +57,16 @@ def run(
     )
     ready = [p for p in deep if _canonical(transfers.get(p.id, []), canonical)]
     with session.begin():
+        # A scan may have credited new (shallow) transfers since the snapshot above:
+        # lock the payments (scan credits under the same row locks) and confirm only
+        # those whose transfers are still exactly the ones checked.
+        sq.lock_payments(session, [p.id for p in ready])
+        now_transfers = sq.transfers_of(session, [p.id for p in ready])
+        ready = [
+            p
+            for p in ready
+            if _ids(now_transfers.get(p.id, [])) == _ids(transfers.get(p.id, []))
+        ]
         confirmed = sum(_confirm(session, p, now) for p in ready)
         expired = sum(
             _expire(session, p, now) for p in sq.overdue_pending(session, cfg.name, now)
@@ -86,6 +96,10 @@ def _deep(transfers: list[Transfer], head: int, confirmations: int) -> bool:
     return bool(transfers) and all(
         head - t.block_number + 1 >= confirmations for t in transfers
     )
+
+
+def _ids(transfers: list[Transfer]) -> set[int]:
+    return {t.id for t in transfers}
 
 
 def _canonical(transfers: list[Transfer], canonical: dict[int, str | None]) -> bool:

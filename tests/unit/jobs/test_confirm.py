@@ -106,3 +106,32 @@ def test_rerun_is_a_no_op(session, chain, cfg, now) -> None:
     run_confirm(session, chain, cfg, now)
     again = run_confirm(session, chain, cfg, now)
     assert (again.confirmed, again.expired) == (0, 0)
+
+
+def test_transfer_credited_while_confirm_reads_the_chain_waits(
+    session, chain, cfg, now, engine
+) -> None:
+    # A scan on another host credits a new, shallow transfer between confirm's snapshot
+    # and its write: confirm must not promote the payment on the stale snapshot.
+    from ctrip_cli.db import engine as db_engine
+
+    p = make_payment(session, now)
+    chain.add_transfer(p.address, 1_000)
+    chain.produce_blocks(5)
+    run_scan(session, chain, cfg, now)
+    real_block_hashes = chain.block_hashes
+
+    def block_hashes_during_concurrent_scan(numbers: Any) -> Any:
+        chain.block_hashes = real_block_hashes  # type: ignore[method-assign]
+        chain.add_transfer(p.address, 5)
+        with db_engine.session_factory(engine)() as other:
+            scan_job.run(other, chain, cfg=cfg, now=now, settings=ScanSettings())
+        return real_block_hashes(numbers)
+
+    chain.block_hashes = block_hashes_during_concurrent_scan  # type: ignore[method-assign]
+    raced = run_confirm(session, chain, cfg, now)
+
+    assert raced.confirmed == 0
+    assert status_of(session, p.id) == "detected"
+    chain.produce_blocks(3)
+    assert run_confirm(session, chain, cfg, now).confirmed == 1
