@@ -262,7 +262,14 @@ def _read_chains_doc(path: Path | None) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path or 'chains.yaml'}: not valid YAML ({exc})") from None
+        # Only the position and the parser's complaint: the offending line itself may
+        # hold a literal RPC URL with an API key.
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigError(
+            f"{path or 'chains.yaml'}: not valid YAML ({where}{problem})"
+        ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("chains"), dict):
         raise ConfigError(
             "chains: missing; chains.yaml needs a top-level `chains:` mapping"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, exc, text
 
 from ctrip_cli.db.engine import sqlite_path
 
@@ -58,10 +58,20 @@ def _pg_lock(engine: Engine, key: int) -> Iterator[bool]:
             yield held
         finally:
             if held:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.commit()
+                _unlock(conn, key)
     finally:
         conn.close()
+
+
+def _unlock(conn: Connection, key: int) -> None:
+    try:
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        conn.commit()
+    except exc.DBAPIError:
+        # The session is gone (server restart, pg_terminate_backend): the server has
+        # released its advisory locks with it. The pass's own error, if any, is what
+        # the operator needs to see.
+        pass
 
 
 def _lock_file(engine: Engine, job: str, scope: str) -> Path:

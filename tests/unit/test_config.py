@@ -132,3 +132,11 @@ def test_bad_environment_is_named(tmp_path, env, needle):
         load_settings({"BSC_KEY": "k", **env}, chains_file=_write(tmp_path, GOOD))
     assert needle in str(exc.value)
     assert "hunter2" not in str(exc.value)
+
+
+def test_yaml_error_does_not_echo_the_line(tmp_path):
+    text = 'chains:\n  bsc: {rpc_urls: ["https://x.example/?apikey=SUPERSECRET"\n'
+    with pytest.raises(ConfigError) as exc:
+        load_chains(_write(tmp_path, text), {})
+    assert "not valid YAML (line" in str(exc.value)
+    assert "SUPERSECRET" not in str(exc.value)

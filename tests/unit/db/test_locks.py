@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from ctrip_cli.db import engine as db_engine
 from ctrip_cli.db.locks import try_job_lock
 
@@ -56,3 +58,25 @@ def test_killed_holder_cannot_leave_the_lock_stuck(engine):
                 break
         time.sleep(0.05)
     assert held
+
+
+@pytest.mark.postgres
+def test_lock_session_killed_mid_pass_is_not_a_second_error(pg_url):
+    import sqlalchemy as sa
+
+    engine = db_engine.make_engine(pg_url)
+    with try_job_lock(engine, "sweep", "local") as held:
+        assert held
+        with engine.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND pid <> pg_backend_pid() "
+                    "AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database())"
+                )
+            )
+            conn.commit()
+    with try_job_lock(engine, "sweep", "local") as again:
+        assert again
+    engine.dispose()
