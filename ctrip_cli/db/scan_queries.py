@@ -58,9 +58,12 @@ def _is_pg(session: Session) -> bool:
 
 
 def _watched(chain: str, statuses: Collection[str], expired_since: datetime) -> Any:
+    # Expired payments stay watched for the late window after their deadline, settled
+    # ones for the same window after settlement (a customer paying twice).
     return (Payment.chain == chain) & or_(
         Payment.status.in_(list(statuses)),
         (Payment.status == "expired") & (Payment.expires_at >= expired_since),
+        (Payment.status == "settled") & (Payment.settled_at >= expired_since),
     )
 
 
@@ -105,8 +108,8 @@ def oldest_open_created_at(
 
 
 def payments_at(session: Session, chain: str, addresses: Collection[str]) -> list[Any]:
-    """(id, address, token_address, status, created_at, expires_at) of every payment at
-    `addresses`."""
+    """(id, address, token_address, status, created_at, expires_at, settled_at) of every
+    payment at `addresses`."""
     rows: list[Any] = []
     cols = (
         Payment.id,
@@ -115,6 +118,7 @@ def payments_at(session: Session, chain: str, addresses: Collection[str]) -> lis
         Payment.status,
         Payment.created_at,
         Payment.expires_at,
+        Payment.settled_at,
     )
     for part in _chunks(sorted(addresses)):
         stmt = select(*cols).where(Payment.chain == chain, Payment.address.in_(part))

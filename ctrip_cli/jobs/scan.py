@@ -405,6 +405,8 @@ def _rows(
 def _watched(row: Any, late_since: datetime) -> bool:
     if row.status in WATCHED:
         return True
+    if row.status == lifecycle.SETTLED:
+        return bool(row.settled_at is not None and row.settled_at >= late_since)
     return bool(row.status == lifecycle.EXPIRED and row.expires_at >= late_since)
 
 

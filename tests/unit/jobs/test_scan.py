@@ -515,3 +515,23 @@ def test_a_chain_that_keeps_moving_fails_the_pass(session, cfg, now) -> None:
         scan(session, chain, cfg, now)
     with session.begin():
         assert session.scalar(sa.select(sa.func.count()).select_from(Transfer)) == 0
+
+
+def test_second_payment_to_a_recently_settled_address_is_recorded(
+    session, chain, cfg, now
+) -> None:
+    recent = make_payment(
+        session, now, status="settled", settled_at=now - timedelta(hours=1)
+    )
+    old = make_payment(
+        session, now, status="settled", settled_at=now - timedelta(days=30)
+    )
+    chain.add_transfer(recent.address, 700)
+    chain.add_transfer(old.address, 700)
+
+    scan(session, chain, cfg, now)
+
+    assert status(session, recent.id) == ("settled", 700, False)
+    # Past the late window an address is no longer watched (its watch set would grow
+    # forever); such money shows up only in a rescan.
+    assert status(session, old.id) == ("settled", 0, False)
