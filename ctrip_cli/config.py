@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from Crypto.Hash import keccak
@@ -96,6 +96,11 @@ class ChainConfig(_Model):
     reorg_depth_blocks: int = Field(default=64, ge=1, le=10_000)
     block_time_s: float = Field(default=12.0, gt=0)
     eip1559: bool = True
+    # How native transfers are read: whole blocks' receipts (they also carry every
+    # token Transfer log), or full blocks; `auto` measures both and takes the cheaper.
+    native_read: Literal["auto", "receipts", "blocks"] = "auto"
+    # Calls a second, counted per JSON-RPC call (providers bill per call).
+    rpc_max_calls_per_s: int | None = Field(default=None, ge=1, le=1_000_000)
     # `status --check` threshold; default max(min_lag_blocks, max_lag_s / block_time_s).
     max_lag_blocks: int | None = Field(default=None, ge=1)
 

@@ -1,6 +1,6 @@
 """Test doubles shipped with the package: `FakeChain`, an in-memory ChainClient with
-blocks, transfers and forks, for fast tests of job logic (never the only test of a
-chain path: those run on anvil)."""
+blocks, transfers, forks, balances, a mempool and receipts, for fast tests of job logic
+(never the only test of a chain path: those run on anvil)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,19 @@ import itertools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ctrip_cli.chain.client import BlockHeader, NativeTransfer, TokenTransfer
+from ctrip_cli.chain import tx
+from ctrip_cli.chain.client import (
+    BlockHeader,
+    EndpointProbe,
+    Fees,
+    Log,
+    NativeTransfer,
+    Receipt,
+    SendOutcome,
+    TokenTransfer,
+    Transfers,
+    Watched,
+)
 from ctrip_cli.errors import RpcRejectedError
 
 ZERO_HASH = "0x" + "00" * 32
@@ -34,6 +46,17 @@ class FakeChain:
         self._salt = itertools.count()
         self._tx = itertools.count(1)
         self.blocks: list[_Block] = []
+        # Accounts: native balances, token balances, mined nonces (lowercase keys).
+        self.balances: dict[str, int] = {}
+        self.token_balances: dict[tuple[str, str], int] = {}
+        self.nonces: dict[str, int] = {}
+        self.base_fee_wei = 1_000_000_000
+        self.tip_wei = 1_000_000_000
+        self.token_gas = 50_000
+        self.auto_mine = False  # mine every accepted transaction at once
+        self.mempool: dict[str, tuple[str, tx.Decoded]] = {}  # hash -> (raw, decoded)
+        self.mined: dict[str, Receipt] = {}
+        self.sent: list[str] = []  # raw transactions in the order they arrived
         self.produce_blocks(blocks)
 
     # -- building the chain --
@@ -71,7 +94,10 @@ class FakeChain:
         if token is None:
             n = NativeTransfer(tx_hash, block, b.header.hash, PAYER, to, amount)
             b.native.append(n)
+            self.balances[to.lower()] = self.balances.get(to.lower(), 0) + amount
             return n
+        key = (token.lower(), to.lower())
+        self.token_balances[key] = self.token_balances.get(key, 0) + amount
         log_index = len(b.tokens)
         t = TokenTransfer(
             tx_hash, log_index, block, b.header.hash, token, PAYER, to, amount
@@ -96,7 +122,7 @@ class FakeChain:
                 for n in old.native:
                     self.add_transfer(n.to_address, n.amount, block=old.header.number)
 
-    # -- ChainClient --
+    # -- ChainClient: reads for scan and confirm --
 
     def chain_id(self) -> int:
         return self.id
@@ -127,6 +153,30 @@ class FakeChain:
             for n in numbers
         }
 
+    def transfers(self, from_block: int, to_block: int, watched: Watched) -> Transfers:
+        tokens = (
+            self.token_transfers(
+                from_block, to_block, watched.tokens, watched.token_recipients
+            )
+            if watched.wants_tokens
+            else []
+        )
+        native = (
+            self.native_transfers(from_block, to_block, watched.native)
+            if watched.native
+            else []
+        )
+        return Transfers(tokens, native, "fake")
+
+    def receipt_transfers(self, number: int, watched: Watched) -> Transfers | None:
+        if number >= len(self.blocks):
+            return None
+        return Transfers(
+            self.token_transfers(
+                number, number, watched.tokens, watched.token_recipients
+            )
+        )
+
     def token_transfers(
         self,
         from_block: int,
@@ -144,6 +194,7 @@ class FakeChain:
             for t in b.tokens
             if t.token_address.lower() in lowered
             and (wanted is None or t.to_address.lower() in wanted)
+            and t.amount > 0
         ]
 
     def native_transfers(
@@ -158,5 +209,138 @@ class FakeChain:
             if n.to_address.lower() in wanted
         ]
 
+    # -- ChainClient: accounts and transactions --
+
+    def balance(self, address: str, block: int | str = "latest") -> int:
+        self.round_trips += 1
+        return self.balances.get(address.lower(), 0)
+
+    def token_balance(
+        self, token: str, address: str, block: int | str = "latest"
+    ) -> int:
+        self.round_trips += 1
+        return self.token_balances.get((token.lower(), address.lower()), 0)
+
+    def nonce(self, address: str, block: str = "pending") -> int:
+        self.round_trips += 1
+        mined = self.nonces.get(address.lower(), 0)
+        if block != "pending":
+            return mined
+        pending = [d for _, d in self.mempool.values() if _sender(d) == address.lower()]
+        return mined + len(pending)
+
+    def fees(self, *, eip1559: bool) -> Fees:
+        if not eip1559:
+            return self.gas_price()
+        return Fees(2 * self.base_fee_wei + self.tip_wei, self.tip_wei)
+
+    def gas_price(self) -> Fees:
+        return Fees(self.base_fee_wei + self.tip_wei)
+
+    def estimate_gas(
+        self, *, sender: str, to: str, value: int = 0, data: str = "0x"
+    ) -> int:
+        self.round_trips += 1
+        return 21_000 if data in ("", "0x") else self.token_gas
+
+    def send_raw(self, raw: str) -> SendOutcome:
+        """Accept a signed transaction into the mempool, as a node's pool would."""
+        self.round_trips += 1
+        self.sent.append(raw)
+        d = tx.decode(raw)
+        sender = d.sender.lower()
+        if d.tx_hash in self.mempool or d.tx_hash in self.mined:
+            return SendOutcome.KNOWN
+        if d.nonce < self.nonces.get(sender, 0):
+            return SendOutcome.NONCE_USED
+        for h, (_, other) in list(self.mempool.items()):
+            if _sender(other) == sender and other.nonce == d.nonce:
+                if d.fees.max_fee_per_gas <= other.fees.max_fee_per_gas:
+                    return SendOutcome.UNDERPRICED
+                del self.mempool[h]
+        if (
+            self.balances.get(sender, 0)
+            < d.value + d.gas_limit * d.fees.max_fee_per_gas
+        ):
+            return SendOutcome.NO_FUNDS
+        self.mempool[d.tx_hash] = (raw, d)
+        if self.auto_mine:
+            self.mine()
+        return SendOutcome.SENT
+
+    def mine(self) -> BlockHeader:
+        """A new block holding the mempool's transactions, in nonce order."""
+        header = self.produce_blocks(1)[0]
+        queued = sorted(self.mempool.values(), key=lambda p: p[1].nonce)
+        self.mempool.clear()
+        for _, d in queued:
+            self._apply(d, header)
+        return header
+
+    def _apply(self, d: tx.Decoded, header: BlockHeader) -> None:
+        sender = d.sender.lower()
+        if d.nonce != self.nonces.get(sender, 0):
+            return  # a gap or a replaced nonce: never mined
+        gas = 21_000 if d.data in ("", "0x") else self.token_gas
+        price = (
+            d.fees.max_fee_per_gas
+            if d.fees.legacy
+            else min(
+                d.fees.max_fee_per_gas,
+                self.base_fee_wei + (d.fees.max_priority_fee_per_gas or 0),
+            )
+        )
+        self.nonces[sender] = d.nonce + 1
+        self.balances[sender] = self.balances.get(sender, 0) - gas * price - d.value
+        to = d.to.lower()
+        self.balances[to] = self.balances.get(to, 0) + d.value
+        logs: tuple[Log, ...] = ()
+        status = 1
+        if d.data.startswith("0xa9059cbb"):
+            dest = "0x" + d.data[34:74]
+            amount = int(d.data[74:138], 16)
+            held = self.token_balances.get((to, sender), 0)
+            if held < amount:
+                status = 0
+            else:
+                self.token_balances[(to, sender)] = held - amount
+                key = (to, dest)
+                self.token_balances[key] = self.token_balances.get(key, 0) + amount
+                topics = (tx.TRANSFER_TOPIC, _word(sender), _word(dest))
+                logs = (Log(to, topics, f"0x{amount:064x}"),)
+        self.mined[d.tx_hash] = Receipt(
+            d.tx_hash, status, header.number, gas, price, logs
+        )
+
+    def is_known(self, tx_hash: str) -> bool:
+        self.round_trips += 1
+        return tx_hash in self.mempool or tx_hash in self.mined
+
+    def receipts(self, tx_hashes: Sequence[str]) -> dict[str, Receipt | None]:
+        self.round_trips += 1
+        return {h: self.mined.get(h) for h in tx_hashes}
+
+    # -- status --
+
+    def probe(self, *, timeout_s: float) -> list[EndpointProbe]:
+        head = self.blocks[-1].header
+        return [
+            EndpointProbe(
+                "#1 fake",
+                ok=True,
+                head=head.number,
+                head_timestamp=head.timestamp,
+                latency_ms=0,
+            )
+        ]
+
     def close(self) -> None:
         pass
+
+
+def _sender(d: tx.Decoded) -> str:
+    return d.sender.lower()
+
+
+def _word(address: str) -> str:
+    return "0x" + address.lower().removeprefix("0x").rjust(64, "0")

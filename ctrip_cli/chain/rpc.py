@@ -1,47 +1,53 @@
-"""Raw JSON-RPC over HTTP: single and batch calls, retries, endpoint failover, parsing.
+"""The one JSON-RPC transport every pass and `status` use: batching sized by what comes
+back, endpoint failover, retries, rate limits and the mapping of node errors.
 
 web3's result formatting is far too slow for scanning, so this module talks JSON-RPC
-directly with httpx (the house rule "only webhooks/ and cli/ use httpx" is relaxed for
-this raw RPC transport) and parses only the fields the jobs need. Transport failures
-are retried with backoff (tenacity) and fail over to the next endpoint; errors never
-carry an endpoint URL, which may hold an API key. Node error texts are matched here.
+directly with httpx. It learns each endpoint's limits as it meets them (batch caps,
+response caps, no batching at all, rate limits, missing methods; see `limits.py`) and
+stays within them; what it learnt is kept in the database between passes. No error
+ever carries an endpoint's URL or any part of it: URLs may hold API keys.
 """
 
 from __future__ import annotations
 
+import email.utils
 import itertools
 import json
 import logging
-from collections.abc import Collection, Iterable, Sequence
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
 
-from ctrip_cli.chain import parse
-from ctrip_cli.chain.client import BlockHeader, NativeTransfer, TokenTransfer
+from ctrip_cli.chain.limits import EndpointLimits, Kind, classify, endpoint_key
 from ctrip_cli.config import ChainConfig
-from ctrip_cli.errors import ChainIdMismatchError, RpcRejectedError, RpcUnavailableError
+from ctrip_cli.errors import RpcRejectedError, RpcUnavailableError
 
 log = logging.getLogger("ctrip.rpc")
 
-TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
-_TOO_MANY = (
-    "more than",
-    "too many",
-    "limit exceeded",
-    "range is too large",
-    "block range",
-    "response size",
-    "query timeout",
-    "exceed",
-)
+Call = tuple[str, Sequence[Any]]
+DEFAULT_MAX_BATCH = 500  # below geth's 1000 (node/defaults.go BatchRequestLimit)
+TARGET_BYTES = 4_000_000  # per response: far below geth's 25 MB, quick to parse
+# What a call is expected to return before one has been measured (mainnet-sized).
+PRIOR_BYTES = {
+    "eth_getBlockReceipts": 800_000,
+    "eth_getBlockByNumber/full": 300_000,
+    "eth_getBlockByNumber": 30_000,
+    "eth_getLogs": 500_000,
+    "eth_getTransactionReceipt": 5_000,
+    "eth_getTransactionByHash": 2_000,
+}
+DEFAULT_PRIOR = 500
+MAX_RATE_WAIT_S = 30.0  # one Retry-After is honoured up to this
+RATE_WAIT_BUDGET_S = 30.0  # rate-limit waits in all, per pass (cron runs every 15-60 s)
+MAX_TRIES_PER_CALL = 12
 
 
 class RpcTooManyResultsError(RpcRejectedError):
@@ -52,15 +58,63 @@ class RpcMethodUnsupportedError(RpcRejectedError):
     """The node does not offer this JSON-RPC method."""
 
 
-class _Transient(Exception):
-    """One round over every endpoint failed in a way worth retrying."""
+class _Retry:
+    """Marks a call to send again (smaller batch, or elsewhere)."""
 
 
-Call = tuple[str, Sequence[Any]]
+_RETRY = _Retry()
+_WAITED = _Retry()  # send again after a rate-limit wait (bounded by the wait budget)
 
 
-class RpcClient:
-    """The ChainClient over raw JSON-RPC, with batch calls and endpoint failover."""
+@dataclass
+class Endpoint:
+    index: int  # 1-based, as messages name it
+    url: str
+    key: str
+    limits: EndpointLimits
+    target_bytes: int = TARGET_BYTES
+    rate_limited_at: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"endpoint #{self.index}"
+
+    def max_calls(self) -> int:
+        if not self.limits.batching:
+            return 1
+        return self.limits.max_batch or DEFAULT_MAX_BATCH
+
+    def budget_bytes(self) -> int:
+        cap = self.limits.max_response_bytes
+        return min(self.target_bytes, cap // 2) if cap else self.target_bytes
+
+
+@dataclass(slots=True)
+class _Budget:
+    """At most `rate` calls in any one-second window (providers bill per call)."""
+
+    rate: int
+    sleep: Callable[[float], None]
+    sent: deque[tuple[float, int]] = field(default_factory=deque)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def acquire(self, n: int) -> None:
+        n = min(n, self.rate)
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                while self.sent and now - self.sent[0][0] >= 1.0:
+                    self.sent.popleft()
+                used = sum(k for _, k in self.sent)
+                if used + n <= self.rate:
+                    self.sent.append((now, n))
+                    return
+                wait = 1.0 - (now - self.sent[0][0]) + 0.005
+            self.sleep(wait)
+
+
+class RpcTransport:
+    """JSON-RPC over HTTP to one chain's endpoints, within their learnt limits."""
 
     def __init__(
         self,
@@ -69,333 +123,546 @@ class RpcClient:
         timeout_s: float = 10.0,
         attempts: int = 4,
         backoff_s: float = 0.25,
-        batch_size: int = 500,
-        address_chunk: int = 1_000,
+        max_in_flight: int = 4,
+        limits: dict[str, EndpointLimits] | None = None,
         transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rate_wait_budget_s: float = RATE_WAIT_BUDGET_S,
     ) -> None:
         self.cfg = cfg
-        self._urls = [u.get_secret_value() for u in cfg.rpc_urls]
+        urls = [u.get_secret_value() for u in cfg.rpc_urls]
+        known = limits or {}
+        self.endpoints = [
+            Endpoint(
+                i,
+                url,
+                endpoint_key(url),
+                known.get(endpoint_key(url)) or EndpointLimits(),
+            )
+            for i, url in enumerate(urls, start=1)
+        ]
+        self._secrets = _url_secrets(urls)
         # Loading the CA bundle costs ~20 ms a pass; plain-http endpoints have no TLS.
-        tls = any(u.startswith(("https:", "wss:")) for u in self._urls)
+        tls = any(u.startswith(("https:", "wss:")) for u in urls)
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout_s, connect=3.0),
             transport=transport,
-            verify=tls,  # False only when no endpoint uses TLS at all
+            verify=tls,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=max(max_in_flight, 1) * 2),
         )
+        self.timeout_s = timeout_s
         self._ids = itertools.count(1)
+        self._lock = threading.Lock()
         self._preferred = 0
         self._attempts, self._backoff_s = attempts, backoff_s
-        self.batch_size, self.address_chunk = batch_size, address_chunk
+        self._sleep = sleep
+        self.max_in_flight = max(max_in_flight, 1)
+        self._pool: ThreadPoolExecutor | None = None
+        rate = cfg.rpc_max_calls_per_s
+        self._budget = _Budget(rate, sleep) if rate else None
+        self._rate_waited_s = 0.0
+        self._rate_wait_budget_s = rate_wait_budget_s
         self.round_trips = 0
-        self.block_receipts: bool | None = None  # learnt on first use
+        self.calls_sent = 0
+        self.bytes_received = 0
+        self.limits_changed = False
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self._http.close()
 
-    # -- transport --
+    @property
+    def preferred(self) -> Endpoint:
+        return self.endpoints[self._preferred]
+
+    def learnt_limits(self) -> dict[str, EndpointLimits]:
+        return {ep.key: ep.limits for ep in self.endpoints}
+
+    def scrub(self, text: str) -> str:
+        """`text` without any part of any endpoint URL (nodes echo paths and keys)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    # -- calls --
 
     def call(self, method: str, *params: Any) -> Any:
-        """One JSON-RPC call, retried with backoff and failed over between endpoints.
+        """One JSON-RPC call.
 
         Raises:
             RpcUnavailableError: no endpoint answered after the retries.
-            RpcRejectedError: an endpoint answered with a JSON-RPC error.
+            RpcRejectedError: the node answered with an error.
         """
         (result,) = self.batch([(method, params)])
         return result
 
     def batch(self, calls: Sequence[Call]) -> list[Any]:
-        """Results of `calls` in order, sent as JSON-RPC batches of `batch_size`.
+        """Results of `calls` in order, in as few requests as the endpoint allows.
 
         Raises:
             RpcUnavailableError: no endpoint answered after the retries.
-            RpcRejectedError: the node answered any call with an error.
+            RpcRejectedError: the node answered any call with an error (the first).
         """
-        out: list[Any] = []
-        for start in range(0, len(calls), self.batch_size):
-            out.extend(self._send(calls[start : start + self.batch_size]))
+        out = self.settle(calls)
+        for value in out:
+            if isinstance(value, RpcRejectedError):
+                raise value
         return out
 
-    def _send(self, calls: Sequence[Call]) -> list[Any]:
-        ids = [next(self._ids) for _ in calls]
+    def settle(self, calls: Sequence[Call]) -> list[Any]:
+        """Like `batch`, but a call the node answered with an error gets its
+        RpcRejectedError in its place instead of raising.
+
+        Raises:
+            RpcUnavailableError: no endpoint answered after the retries.
+        """
+        out: list[Any] = [_RETRY] * len(calls)
+        tries = [0] * len(calls)
+        pending = list(range(len(calls)))
+        while pending:
+            ep = self.preferred
+            chunks = self._plan(ep, calls, pending)
+            for idx, value in self._run(calls, chunks):
+                if value is _WAITED:
+                    out[idx] = _RETRY
+                    continue
+                tries[idx] += 1
+                if value is _RETRY and tries[idx] >= MAX_TRIES_PER_CALL:
+                    value = RpcRejectedError(
+                        f"{calls[idx][0]}: {self.preferred.label} kept refusing the "
+                        "call (batch or response limits); try another endpoint"
+                    )
+                out[idx] = value
+            pending = [i for i, v in enumerate(out) if v is _RETRY]
+        return out
+
+    # -- planning --
+
+    def _plan(
+        self, ep: Endpoint, calls: Sequence[Call], pending: list[int]
+    ) -> list[list[int]]:
+        """Split `pending` into batches under the endpoint's call and byte limits."""
+        cap = ep.max_calls()
+        if self._budget is not None:
+            cap = min(cap, self._budget.rate)
+        budget = ep.budget_bytes()
+        chunks: list[list[int]] = []
+        current: list[int] = []
+        size = 0
+        for i in pending:
+            cost = self._expected_bytes(ep, calls[i])
+            if current and (len(current) >= cap or size + cost > budget):
+                chunks.append(current)
+                current, size = [], 0
+            current.append(i)
+            size += cost
+        if current:
+            chunks.append(current)
+        return chunks
+
+    def _expected_bytes(self, ep: Endpoint, call: Call) -> int:
+        key = _cost_key(call)
+        known = ep.limits.bytes_per_call.get(key)
+        return known if known else PRIOR_BYTES.get(key, DEFAULT_PRIOR)
+
+    def _run(
+        self, calls: Sequence[Call], chunks: list[list[int]]
+    ) -> list[tuple[int, Any]]:
+        in_flight = 1 if self.preferred.rate_limited_at else self.max_in_flight
+        if len(chunks) == 1 or in_flight == 1:
+            return [pair for c in chunks for pair in self._exchange(calls, c)]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                self.max_in_flight, thread_name_prefix="ctrip-rpc"
+            )
+        futures = [self._pool.submit(self._exchange, calls, c) for c in chunks]
+        return [pair for f in futures for pair in f.result()]
+
+    # -- one request --
+
+    def _exchange(
+        self, calls: Sequence[Call], chunk: list[int]
+    ) -> list[tuple[int, Any]]:
+        """Send one batch; every call comes back with a result, an error or _RETRY."""
+        ids = {next(self._ids): i for i in chunk}
         body = [
-            {"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
-            for i, (m, p) in zip(ids, calls, strict=True)
+            {
+                "jsonrpc": "2.0",
+                "id": rid,
+                "method": calls[i][0],
+                "params": list(calls[i][1]),
+            }
+            for rid, i in ids.items()
         ]
         payload = json.dumps(body[0] if len(body) == 1 else body).encode()
-        replies = self._post_with_retries(payload, calls[0][0])
-        if isinstance(replies, dict):
-            replies = [replies]
-        by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
-        if len(body) > 1 and set(by_id) != set(ids) and len(replies) == 1:
-            _raise_error(calls[0][0], replies[0].get("error") or {})
-        return [_result(m, by_id.get(i)) for i, (m, _) in zip(ids, calls, strict=True)]
-
-    def _post_with_retries(self, payload: bytes, method: str) -> Any:
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential(multiplier=self._backoff_s, max=8 * self._backoff_s)
-            + wait_random(0, self._backoff_s),
-            retry=retry_if_exception_type(_Transient),
-            reraise=True,
-        )
+        if self._budget is not None:
+            self._budget.acquire(len(chunk))
+        method = calls[chunk[0]][0]
+        started = time.monotonic()
         try:
-            for attempt in retrying:
-                with attempt:
-                    return self._post_round(payload)
-        except _Transient as exc:
-            raise RpcUnavailableError(
-                f"chain {self.cfg.name!r}: no RPC endpoint answered {method} after "
-                f"{self._attempts} attempts ({exc}); check rpc_urls and the nodes, then rerun"
-            ) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+            ep, resp = self._post(payload, method, shrinkable=len(chunk) > 1)
+        except _TimedOut as exc:  # the node chokes on the size: ask for less
+            exc.ep.target_bytes = max(exc.ep.target_bytes // 4, 10_000)
+            return [(i, _RETRY) for i in chunk]
+        if time.monotonic() - started > self.timeout_s / 2 and len(chunk) > 1:
+            ep.target_bytes = max(ep.target_bytes // 2, 10_000)
+        return self._interpret(ep, resp, calls, chunk, ids)
 
-    def _post_round(self, payload: bytes) -> Any:
-        """Try every endpoint once, starting with the last one that worked."""
-        failures = []
-        n = len(self._urls)
-        for k in range(n):
-            index = (self._preferred + k) % n
-            try:
-                self.round_trips += 1
-                resp = self._http.post(
-                    self._urls[index],
-                    content=payload,
-                    headers={"content-type": "application/json"},
+    def _interpret(
+        self,
+        ep: Endpoint,
+        resp: httpx.Response,
+        calls: Sequence[Call],
+        chunk: list[int],
+        ids: dict[int, int],
+    ) -> list[tuple[int, Any]]:
+        retry_all = [(i, _RETRY) for i in chunk]
+        if resp.status_code == 413:  # request (batch) too large
+            return (
+                retry_all
+                if self._batch_refused(ep, len(chunk))
+                else self._fail_all(
+                    ep, calls, chunk, "HTTP 413: request too large even alone"
                 )
-            except httpx.HTTPError as exc:
-                failures.append(f"endpoint #{index + 1}: {type(exc).__name__}")
-                continue
-            if resp.status_code >= 400:
-                # 429 and 5xx are transient; a 401/403 (a bad API key) or 404 is this
-                # endpoint's problem: either way the next endpoint may answer.
-                failures.append(f"endpoint #{index + 1}: HTTP {resp.status_code}")
-                continue
-            try:
-                body = json.loads(resp.content)
-            except ValueError:
-                failures.append(f"endpoint #{index + 1}: not JSON")
-                continue
-            if index != self._preferred:
-                log.warning(
-                    "chain %s: failing over to RPC endpoint #%d",
-                    self.cfg.name,
-                    index + 1,
-                )
-                self._preferred = index
-            return body
-        raise _Transient("; ".join(failures))
-
-    # -- chain basics --
-
-    def chain_id(self) -> int:
-        return int(self.call("eth_chainId"), 16)
-
-    def check_chain_id(self) -> None:
-        """Raises ChainIdMismatchError when the endpoint serves another chain."""
-        self._expect_chain_id(self.chain_id())
-
-    def checked_head(self) -> int:
-        """The head, with the chain id checked in the same round trip.
-
-        Raises:
-            ChainIdMismatchError: the endpoint serves another chain.
-        """
-        chain_id, head = self.batch([("eth_chainId", ()), ("eth_blockNumber", ())])
-        self._expect_chain_id(int(chain_id, 16))
-        return int(head, 16)
-
-    def _expect_chain_id(self, actual: int) -> None:
-        if actual != self.cfg.chain_id:
-            raise ChainIdMismatchError(
-                f"chain {self.cfg.name!r}: the RPC endpoint serves chain id {actual}, "
-                f"chains.yaml says {self.cfg.chain_id}; fix rpc_urls or chain_id"
             )
-
-    def head(self) -> int:
-        return int(self.call("eth_blockNumber"), 16)
-
-    def block_header(self, number: int) -> BlockHeader:
-        """Raises RpcRejectedError when the node does not have the block."""
-        (header,) = self.block_headers([number])
-        return header
-
-    def block_headers(self, numbers: Sequence[int]) -> list[BlockHeader]:
-        """Headers of `numbers` in one batch (POA extra data is never parsed).
-
-        Raises:
-            RpcRejectedError: the node lacks one of the blocks (it is lagging).
-        """
-        blocks = self.batch(
-            [("eth_getBlockByNumber", (hex(n), False)) for n in numbers]
-        )
-        out = []
-        for n, block in zip(numbers, blocks, strict=True):
-            if block is None:
-                raise RpcRejectedError(f"block #{n:,} not found; the node is lagging")
-            out.append(parse.header(block))
+        if resp.status_code == 429:
+            self._rate_wait(ep, resp.headers.get("retry-after"))
+            return [(i, _WAITED) for i in chunk]
+        replies = self._decode(ep, resp, calls, chunk)
+        if not isinstance(replies, list):
+            return replies.outcome
+        self._measure(ep, calls, chunk, len(resp.content))
+        by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
+        if len(chunk) == 1 and len(by_id) == 1 and not by_id.keys() & ids.keys():
+            by_id = {next(iter(ids)): next(iter(by_id.values()))}  # a sloppy id echo
+        if len(chunk) > 1 and not by_id.keys() & ids.keys() and len(replies) == 1:
+            return self._whole_batch_error(ep, replies[0], calls, chunk)
+        out: list[tuple[int, Any]] = []
+        answered = 0
+        for rid, i in ids.items():
+            reply = by_id.get(rid)
+            if reply is None:
+                out.append((i, _RETRY))
+                continue
+            answered += 1
+            out.append(
+                (
+                    i,
+                    self._reply_value(
+                        ep, calls[i][0], reply, len(resp.content), len(chunk)
+                    ),
+                )
+            )
+        if answered == len(chunk) and len(chunk) == ep.limits.max_batch:
+            self._grow(ep)
         return out
 
-    # -- transfers --
-
-    def token_transfers(
+    def _decode(
         self,
-        from_block: int,
-        to_block: int,
-        tokens: Sequence[str],
-        recipients: Collection[str] | None,
-    ) -> list[TokenTransfer]:
-        """ERC-20 Transfer logs of `tokens` in the range, to `recipients` (None: to anyone).
-
-        The recipient filter is split into chunks of `address_chunk` topics; a range the
-        node finds too large is halved until it answers.
-
-        Raises:
-            RpcUnavailableError, RpcRejectedError: as `batch`.
-        """
-        if not tokens or (recipients is not None and not recipients):
-            return []
-        topic_sets: list[list[str] | None]
-        if recipients is None:
-            topic_sets = [None]
-        else:
-            words = sorted(parse.address_topic(a) for a in recipients)
-            chunk = self.address_chunk
-            topic_sets = [words[i : i + chunk] for i in range(0, len(words), chunk)]
-        filters = [
-            {
-                "fromBlock": hex(from_block),
-                "toBlock": hex(to_block),
-                "address": list(tokens),
-                "topics": [TRANSFER_TOPIC] if t is None else [TRANSFER_TOPIC, None, t],
-            }
-            for t in topic_sets
-        ]
-        logs = self._logs(filters)
-        return [
-            parse.token_transfer(e)
-            for e in logs
-            if not e.get("removed") and parse.is_transfer_log(e)
-        ]
-
-    def _logs(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ep: Endpoint,
+        resp: httpx.Response,
+        calls: Sequence[Call],
+        chunk: list[int],
+    ) -> list[Any] | _Outcome:
+        """The replies of a 2xx answer, or the outcome of every call when there are none."""
         try:
-            results = self.batch([("eth_getLogs", (f,)) for f in filters])
-        except RpcTooManyResultsError:
-            return [e for f in filters for e in self._logs_split(f)]
-        return [entry for result in results for entry in result]
+            replies = json.loads(resp.content)
+        except ValueError:
+            if len(chunk) > 1:  # a body cut off at the provider's size cap
+                self._response_capped(ep, len(resp.content))
+                return _Outcome([(i, _RETRY) for i in chunk])
+            what = "the answer is not JSON (cut off?)"
+            return _Outcome(self._fail_all(ep, calls, chunk, what))
+        self.bytes_received += len(resp.content)
+        if isinstance(replies, dict) and len(chunk) > 1:
+            return _Outcome(self._whole_batch_error(ep, replies, calls, chunk))
+        if isinstance(replies, dict):
+            replies = [replies]
+        if not isinstance(replies, list):
+            what = "the answer is not JSON-RPC"
+            return _Outcome(self._fail_all(ep, calls, chunk, what))
+        return replies
 
-    def _logs_split(self, flt: dict[str, Any]) -> list[dict[str, Any]]:
-        lo, hi = int(flt["fromBlock"], 16), int(flt["toBlock"], 16)
-        try:
-            return list(self.call("eth_getLogs", flt))
-        except RpcTooManyResultsError:
-            if lo == hi:
-                raise
-        mid = (lo + hi) // 2
-        halves = [
-            {**flt, "fromBlock": hex(a), "toBlock": hex(b)}
-            for a, b in ((lo, mid), (mid + 1, hi))
-        ]
-        return [entry for half in halves for entry in self._logs_split(half)]
-
-    def native_transfers(
-        self, from_block: int, to_block: int, recipients: Collection[str]
-    ) -> list[NativeTransfer]:
-        """Successful top-level transactions in the range that pay one of `recipients`
-        (lowercase addresses).
-
-        Uses `eth_getBlockReceipts` (receipts carry `to` and `status`) and then fetches
-        only the matched transactions for their value; nodes without it get full blocks
-        and the receipts of the matches.
-
-        Raises:
-            RpcUnavailableError, RpcRejectedError: as `batch`.
-        """
-        # Used as given (no copy): the scan passes up to 100,000 addresses per batch.
-        wanted = (
-            recipients if isinstance(recipients, set | frozenset) else set(recipients)
+    def _reply_value(
+        self, ep: Endpoint, method: str, reply: dict[str, Any], size: int, n: int
+    ) -> Any:
+        error = reply.get("error")
+        if error is None:
+            if "result" not in reply:
+                return self._rejected(ep, method, "an answer without a result")
+            return reply["result"]
+        code = error.get("code") if isinstance(error, dict) else None
+        message = (
+            str(error.get("message", "")) if isinstance(error, dict) else str(error)
         )
-        if not wanted:
-            return []
-        numbers = range(from_block, to_block + 1)
-        if self.block_receipts is not False:
-            try:
-                return self._native_by_receipts(numbers, wanted)
-            except RpcMethodUnsupportedError:
-                log.info(
-                    "chain %s: no eth_getBlockReceipts; reading full blocks",
-                    self.cfg.name,
+        kind = classify(method, code, message)
+        if kind is Kind.RESPONSE_TOO_LARGE:
+            if n == 1:
+                return self._rejected(ep, method, "response too large even alone")
+            self._response_capped(ep, size)
+            return _RETRY
+        if kind is Kind.RATE_LIMITED:
+            self._rate_wait(ep, None)
+            return _WAITED
+        if kind in (Kind.BATCH_TOO_LARGE, Kind.NO_BATCHING) and n > 1:
+            self._batch_refused(ep, n, no_batching=kind is Kind.NO_BATCHING)
+            return _RETRY
+        if kind is Kind.METHOD_MISSING:
+            if method not in ep.limits.unsupported:
+                ep.limits.unsupported.append(method)
+                self.limits_changed = True
+            return RpcMethodUnsupportedError(self._message(ep, method, message, code))
+        if kind is Kind.LOGS_TOO_LARGE:
+            return RpcTooManyResultsError(self._message(ep, method, message, code))
+        return RpcRejectedError(self._message(ep, method, message, code))
+
+    def _whole_batch_error(
+        self,
+        ep: Endpoint,
+        reply: dict[str, Any],
+        calls: Sequence[Call],
+        chunk: list[int],
+    ) -> list[tuple[int, Any]]:
+        """One error object for a whole batch (geth: "batch too large")."""
+        error = reply.get("error") if isinstance(reply, dict) else None
+        value = self._reply_value(
+            ep, calls[chunk[0]][0], {"error": error or reply}, 0, len(chunk)
+        )
+        if isinstance(value, _Retry):
+            return [(i, value) for i in chunk]
+        if isinstance(value, RpcRejectedError):
+            return [
+                (i, type(value)(str(value).replace(calls[chunk[0]][0], calls[i][0], 1)))
+                for i in chunk
+            ]
+        return self._fail_all(ep, calls, chunk, "one answer for a whole batch")
+
+    # -- learning --
+
+    def _batch_refused(
+        self, ep: Endpoint, n: int, *, no_batching: bool = False
+    ) -> bool:
+        """Learn from a refused batch of `n` calls; False when it cannot shrink."""
+        with self._lock:
+            if n <= 1:
+                return False
+            lim = ep.limits
+            if no_batching:
+                lim.batching = False
+                log.info("chain %s: %s serves no batches", self.cfg.name, ep.label)
+            lim.refused_batch = min(lim.refused_batch or n, n)
+            if lim.max_batch is None or lim.max_batch >= n:
+                lim.max_batch = max(n // 2, 1)
+            if lim.max_batch == 1 and lim.refused_batch == 2:
+                lim.batching = False
+            self.limits_changed = True
+            return True
+
+    def _grow(self, ep: Endpoint) -> None:
+        """A full batch worked: try halfway to the smallest refused size next time."""
+        with self._lock:
+            lim = ep.limits
+            if lim.max_batch is None or lim.refused_batch is None:
+                return
+            gap = lim.refused_batch - lim.max_batch
+            if gap > max(1, lim.max_batch // 8):
+                lim.max_batch += gap // 2
+                self.limits_changed = True
+
+    def _response_capped(self, ep: Endpoint, size: int) -> None:
+        with self._lock:
+            size = max(size, 50_000)
+            cap = ep.limits.max_response_bytes
+            if cap is None or size < cap:
+                ep.limits.max_response_bytes = size
+                self.limits_changed = True
+            ep.target_bytes = min(ep.target_bytes, size // 2)
+
+    def _measure(
+        self, ep: Endpoint, calls: Sequence[Call], chunk: list[int], size: int
+    ) -> None:
+        keys = {_cost_key(calls[i]) for i in chunk}
+        if len(keys) != 1:
+            return
+        (key,) = keys
+        per_call = max(size // len(chunk), 1)
+        with self._lock:
+            old = ep.limits.bytes_per_call.get(key)
+            new = per_call if old is None else (old + per_call) // 2
+            # Above the mean when blocks grow: a batch sized by it must stay under caps.
+            ep.limits.bytes_per_call[key] = max(new, per_call)
+            if old is None or abs(new - old) * 4 > old:
+                self.limits_changed = True
+
+    def _rate_wait(self, ep: Endpoint, retry_after: str | None) -> None:
+        """Wait as the endpoint asks (or back off), within the pass's wait budget."""
+        with self._lock:
+            ep.rate_limited_at = time.monotonic()
+            delay = _retry_after_s(retry_after)
+            if delay is None:
+                delay = min(
+                    self._backoff_s * 2 ** min(int(self._rate_waited_s), 6), 8.0
                 )
-                self.block_receipts = False
-        return self._native_by_blocks(numbers, wanted)
-
-    def _native_by_receipts(
-        self, numbers: range, wanted: Collection[str]
-    ) -> list[NativeTransfer]:
-        per_block = self.batch([("eth_getBlockReceipts", (hex(n),)) for n in numbers])
-        self.block_receipts = True
-        matched: list[dict[str, Any]] = []
-        for n, receipts in zip(numbers, per_block, strict=True):
-            if receipts is None:
-                raise RpcRejectedError(f"block #{n:,} not found; the node is lagging")
-            matched.extend(r for r in receipts if parse.receipt_pays(r, wanted))
-        txs = self.batch(
-            [("eth_getTransactionByHash", (r["transactionHash"],)) for r in matched]
+            delay = min(delay, MAX_RATE_WAIT_S)
+            if self._rate_waited_s + delay > self._rate_wait_budget_s:
+                raise RpcUnavailableError(
+                    f"chain {self.cfg.name!r}: {ep.label} kept rate-limiting the pass "
+                    f"(waited {self._rate_waited_s:.0f} s); lower rpc_max_calls_per_s or "
+                    "add an endpoint, then rerun"
+                )
+            self._rate_waited_s += delay
+        log.info(
+            "chain %s: %s rate-limits; waiting %.1f s", self.cfg.name, ep.label, delay
         )
+        self._sleep(delay)
+
+    # -- HTTP --
+
+    def _post(
+        self, payload: bytes, method: str, *, shrinkable: bool
+    ) -> tuple[Endpoint, httpx.Response]:
+        """POST to the preferred endpoint, failing over and retrying with backoff."""
+        failures: list[str] = []
+        for attempt in range(self._attempts):
+            if attempt:
+                self._sleep(
+                    min(self._backoff_s * 2 ** (attempt - 1), 8 * self._backoff_s)
+                )
+            timeouts = 0
+            n = len(self.endpoints)
+            start = self._preferred
+            for k in range(n):
+                ep = self.endpoints[(start + k) % n]
+                try:
+                    with self._lock:
+                        self.round_trips += 1
+                    resp = self._http.post(
+                        ep.url,
+                        content=payload,
+                        headers={"content-type": "application/json"},
+                    )
+                except httpx.TimeoutException as exc:
+                    failures.append(f"{ep.label}: {type(exc).__name__}")
+                    timeouts += 1
+                    continue
+                except httpx.HTTPError as exc:
+                    failures.append(f"{ep.label}: {type(exc).__name__}")
+                    continue
+                if resp.status_code == 429 and k < n - 1:
+                    # Another endpoint may have capacity left; wait only when all
+                    # of them rate-limit.
+                    failures.append(f"{ep.label}: HTTP 429")
+                    ep.rate_limited_at = time.monotonic()
+                    continue
+                if resp.status_code >= 400 and resp.status_code not in (413, 429):
+                    # 5xx is transient; 401/403 (a bad API key) or 404 is this
+                    # endpoint's problem: either way the next endpoint may answer.
+                    failures.append(f"{ep.label}: HTTP {resp.status_code}")
+                    continue
+                if not shrinkable and resp.status_code == 200 and not _is_json(resp):
+                    failures.append(f"{ep.label}: not JSON")  # garbage: try elsewhere
+                    continue
+                self._prefer(ep)
+                with self._lock:
+                    self.calls_sent += payload.count(b'"method"')
+                return ep, resp
+            if (
+                shrinkable and timeouts == n
+            ):  # every endpoint chokes: maybe on the size of the batch
+                raise _TimedOut(self.preferred, "; ".join(failures[-n:]))
+        raise self._unavailable(method, "; ".join(failures[-len(self.endpoints) :]))
+
+    def _prefer(self, ep: Endpoint) -> None:
+        index = ep.index - 1
+        if index != self._preferred:
+            log.warning("chain %s: failing over to RPC %s", self.cfg.name, ep.label)
+            self._preferred = index
+
+    def _unavailable(self, method: str, detail: str) -> RpcUnavailableError:
+        return RpcUnavailableError(
+            f"chain {self.cfg.name!r}: no RPC endpoint answered {method} after "
+            f"{self._attempts} attempts ({detail}); check rpc_urls and the nodes, then rerun"
+        )
+
+    # -- errors --
+
+    def _message(self, ep: Endpoint, method: str, message: str, code: Any) -> str:
+        text = self.scrub(message)[:300]
+        suffix = f" (code {code})" if isinstance(code, int) else ""
+        return f"{method}: {ep.label}: {text}{suffix}"
+
+    def _rejected(self, ep: Endpoint, method: str, what: str) -> RpcRejectedError:
+        return RpcRejectedError(f"{method}: {ep.label} sent {what}")
+
+    def _fail_all(
+        self, ep: Endpoint, calls: Sequence[Call], chunk: list[int], what: str
+    ) -> list[tuple[int, Any]]:
         return [
-            t
-            for r, tx in zip(matched, txs, strict=True)
-            if (t := parse.native_transfer(tx, r))
+            (i, RpcRejectedError(f"{calls[i][0]}: {ep.label}: {what}")) for i in chunk
         ]
 
-    def _native_by_blocks(
-        self, numbers: range, wanted: Collection[str]
-    ) -> list[NativeTransfer]:
-        blocks = self.batch([("eth_getBlockByNumber", (hex(n), True)) for n in numbers])
-        candidates: list[dict[str, Any]] = []
-        for n, block in zip(numbers, blocks, strict=True):
-            if block is None:
-                raise RpcRejectedError(f"block #{n:,} not found; the node is lagging")
-            candidates.extend(
-                t for t in block["transactions"] if parse.tx_pays(t, wanted)
-            )
-        receipts = self.batch(
-            [("eth_getTransactionReceipt", (t["hash"],)) for t in candidates]
-        )
-        return [
-            t
-            for tx, r in zip(candidates, receipts, strict=True)
-            if r is not None and (t := parse.native_transfer(tx, r))
-        ]
 
-    def block_hashes(self, numbers: Iterable[int]) -> dict[int, str | None]:
-        """Canonical hash of each block number now (None where the node lacks it)."""
-        nums = sorted(set(numbers))
-        blocks = self.batch([("eth_getBlockByNumber", (hex(n), False)) for n in nums])
-        return {
-            n: (b["hash"] if b else None) for n, b in zip(nums, blocks, strict=True)
-        }
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    outcome: list[tuple[int, Any]]
 
 
-def _result(method: str, reply: dict[str, Any] | None) -> Any:
-    if reply is None:
-        raise RpcRejectedError(f"{method}: the node sent no answer for this call")
-    if reply.get("error") is not None:
-        _raise_error(method, reply["error"])
-    return reply.get("result")
+class _TimedOut(Exception):
+    def __init__(self, ep: Endpoint, detail: str) -> None:
+        super().__init__(detail)
+        self.ep = ep
 
 
-def _raise_error(method: str, error: Any) -> None:
-    message = (
-        str(error.get("message", "error")) if isinstance(error, dict) else str(error)
-    )
-    code = error.get("code") if isinstance(error, dict) else None
-    lowered = message.lower()
-    if code == -32601 or "not supported" in lowered or "method not found" in lowered:
-        raise RpcMethodUnsupportedError(f"{method}: {message}")
-    if method == "eth_getLogs" and (
-        code == -32005 or any(s in lowered for s in _TOO_MANY)
-    ):
-        raise RpcTooManyResultsError(f"{method}: {message}")
-    raise RpcRejectedError(f"{method}: {message}")
+def _is_json(resp: httpx.Response) -> bool:
+    try:
+        json.loads(resp.content)
+    except ValueError:
+        return False
+    return True
+
+
+def _cost_key(call: Call) -> str:
+    method, params = call
+    if method == "eth_getBlockByNumber" and len(params) > 1 and params[1] is True:
+        return "eth_getBlockByNumber/full"
+    return method
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    """Retry-After as seconds or an HTTP date (RFC 9110 section 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _url_secrets(urls: Sequence[str]) -> list[str]:
+    """Every fragment of the URLs a node might echo: the URL itself, userinfo, path
+    segments, query values, fragment. Longest first, so a URL is masked whole."""
+    found: set[str] = set()
+    for url in urls:
+        found.update({url, url.rstrip("/")})
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            continue
+        for piece in (parts.username, parts.password, parts.query, parts.fragment):
+            if piece:
+                found.update({piece, unquote(piece)})
+        if parts.path not in ("", "/"):
+            found.update({parts.path, parts.path.strip("/")})
+            found.update(s for s in parts.path.split("/") if len(s) >= 6)
+        for _, value in parse_qsl(parts.query):
+            if len(value) >= 4:
+                found.add(value)
+    return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)

@@ -101,14 +101,38 @@ class Runtime:
 
     @contextmanager
     def open_chain(self, name: str) -> Iterator[Any]:
-        """A chain client for `name`; the chain modules load only here (they are slow)."""
-        from ctrip_cli.chain import rpc
+        """A chain client for `name`; the chain modules load only here (they are slow).
 
-        client = rpc.RpcClient(self.settings.chain(name))
+        The endpoint limits learnt by earlier passes are loaded first, and what this
+        pass learnt is saved when it closes the chain (even when the pass failed: a
+        limit found by failing is worth keeping).
+        """
+        from ctrip_cli.chain import evm
+        from ctrip_cli.chain.limits import EndpointLimits
+        from ctrip_cli.db import rpc_limits
+
+        known = rpc_limits.load(self.engine, name)
+        client = evm.EvmChain.open(
+            self.settings.chain(name),
+            limits={k: EndpointLimits.from_json(d) for k, d in known.items()},
+        )
         try:
             yield client
         finally:
             client.close()
+            if client.rpc.limits_changed:
+                self._save_limits(name, client)
+
+    def _save_limits(self, name: str, client: Any) -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from ctrip_cli.db import rpc_limits
+
+        docs = {k: v.to_json() for k, v in client.rpc.learnt_limits().items()}
+        try:
+            rpc_limits.save(self.engine, name, docs, self.now())
+        except SQLAlchemyError as exc:  # the pass's own outcome matters more
+            log.warning("could not keep the learnt RPC limits: %s", type(exc).__name__)
 
     def run_job(
         self,

@@ -100,9 +100,12 @@ def collect(rt: Runtime, chain: str | None) -> status_job.StatusResult:
     with rt.open_session() as session:
         probed = names if chain else status_job.chains_in_use(session, names)
     from ctrip_cli.cli import status_probe
+    from ctrip_cli.db import rpc_limits
 
     endpoints = status_probe.probe_all(
-        {n: chains[n] for n in probed}, timeout_s=settings.status.probe_timeout_s
+        {n: chains[n] for n in probed},
+        timeout_s=settings.status.probe_timeout_s,
+        limits=rpc_limits.load_all(rt.engine),
     )
     gas = status_probe.gas_payers(settings, {n: chains[n] for n in probed}, endpoints)
     with rt.open_session() as session:

@@ -166,6 +166,17 @@ class ScanCursor(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class RpcEndpointLimits(Base):
+    """What the transport learnt about one endpoint (keyed by a hash of its URL, never
+    the URL), so later passes start within its limits."""
+
+    __tablename__ = "rpc_endpoint_limits"
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    endpoint_key: Mapped[str] = mapped_column(String(16), primary_key=True)
+    limits: Mapped[str] = mapped_column(Text)  # JSON of chain.limits.EndpointLimits
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ScannedBlock(Base):
     """Hashes of the recent window of scanned blocks, for reorg detection."""
 

@@ -9,7 +9,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,8 +19,8 @@ from ctrip_cli import lifecycle
 from ctrip_cli.chain.client import (
     BlockHeader,
     ChainClient,
-    NativeTransfer,
     TokenTransfer,
+    Transfers,
 )
 from ctrip_cli.config import ChainConfig, ScanSettings
 from ctrip_cli.db import scan_queries as sq
@@ -76,7 +75,6 @@ class _Pass:
     now: datetime
     reader: scan_read.Reader
     progress: Progress | None
-    overlap: bool  # write while reading (PostgreSQL), or read first (SQLite)
 
 
 def skipped(chain: str, reason: str) -> ScanResult:
@@ -107,8 +105,7 @@ def run(
         cursor = sq.get_cursor(session, cfg.name)
         fresh_start = _initial_start(session, cfg, head, now) if cursor is None else 0
     reader = scan_read.Reader(chain, cfg, settings, watch, head)
-    overlap = session.get_bind().dialect.name == "postgresql"
-    p = _Pass(session, chain, cfg, settings, now, reader, progress, overlap)
+    p = _Pass(session, chain, cfg, settings, now, reader, progress)
     tally = _Tally()
     if from_block is None and cursor is not None and head < cursor[0]:
         log.warning(
@@ -275,46 +272,43 @@ def _scan_range(
     """
     cap = min(p.cfg.max_block_range, p.settings.batch_blocks or p.cfg.max_block_range)
     size, last, a = cap, None, start
-    with ThreadPoolExecutor(1, thread_name_prefix="ctrip-scan-read") as pool:
-        while a <= end:
-            b = min(a + size - 1, end)
-            began = time.monotonic()
-            try:
-                tip = _batch(p, pool, a, b, scan, tally)
-            except scan_read.Reorged:
-                log.warning("chain %s: reorg below #%d during the pass", p.cfg.name, a)
-                break
-            except RpcUnavailableError:
-                if size == 1:
-                    raise
-                size = max(size // 2, 1)  # timeouts: the node may choke on the range
-                continue
-            if time.monotonic() - began < 1.0:
-                size = min(size * 2, cap)
-            last, scan.prev_hash, a = b, tip, b + 1
-            if p.progress is not None:
-                p.progress(b - start + 1, end - start + 1)
+    while a <= end:
+        b = min(a + size - 1, end)
+        began = time.monotonic()
+        try:
+            tip = _batch(p, a, b, scan, tally)
+        except scan_read.Reorged:
+            log.warning("chain %s: reorg below #%d during the pass", p.cfg.name, a)
+            break
+        except RpcUnavailableError:
+            if size == 1:
+                raise
+            size = max(size // 2, 1)  # timeouts: the node may choke on the range
+            continue
+        if time.monotonic() - began < 1.0:
+            size = min(size * 2, cap)
+        last, scan.prev_hash, a = b, tip, b + 1
+        if p.progress is not None:
+            p.progress(b - start + 1, end - start + 1)
     return last
 
 
-def _batch(
-    p: _Pass, pool: ThreadPoolExecutor, a: int, b: int, scan: _Range, tally: _Tally
-) -> str:
+def _batch(p: _Pass, a: int, b: int, scan: _Range, tally: _Tally) -> str:
     """Read [a, b] and commit it, again if the chain moved meanwhile; returns b's hash."""
     for _ in range(scan_read.RETRIES_ON_MOVE):
         try:
-            headers, tokens = p.reader.read_tokens(a, b, scan.prev_hash)
-            native = pool.submit(p.reader.read_native, a, b, headers)
-            _commit_batch(p, a, b, headers, tokens, native, tally, scan)
+            headers = p.reader.read_headers(a, b, scan.prev_hash)
+            found = p.reader.read_transfers(a, b, headers)
         except scan_read.ChainMoved:
             log.info(
                 "chain %s: the chain moved while #%d-#%d was read", p.cfg.name, a, b
             )
             continue
+        _commit_batch(p, a, b, headers, found, tally, scan)
         return headers[-1].hash
     raise ChainError(
-        f"chain {p.cfg.name!r} kept reorganising while #{a:,}-#{b:,} was read; "
-        "rerun the scan"
+        f"chain {p.cfg.name!r} kept changing (or its endpoints disagreed) while "
+        f"#{a:,}-#{b:,} was read; rerun the scan"
     )
 
 
@@ -323,29 +317,18 @@ def _commit_batch(
     a: int,
     b: int,
     headers: list[BlockHeader],
-    tokens: list[TokenTransfer],
-    native: Future[list[NativeTransfer]],
+    found: Transfers,
     tally: _Tally,
     scan: _Range,
 ) -> None:
-    """ONE transaction for the batch. On PostgreSQL the token transfers are written
-    and their payments credited while the worker still reads the native receipts (a
-    payment is paid in one asset only, so the two sets of payments are disjoint);
-    SQLite reads everything first, so its single writer lock is not held while the
-    node answers."""
-    if not p.overlap:
-        native.result()
+    """ONE transaction for the batch: transfers, credits, block hashes, cursor."""
     name, reason = p.cfg.name, f"transfers in #{a:,}-#{b:,}"
     with p.session.begin():
-        rows, affected = _rows(p, tokens)
+        rows, affected = _rows(p, [*found.tokens, *found.native])
         recorded = sq.insert_transfers(p.session, rows)
-        credited = [_credit(p, affected, reason=reason)]
-        natives = native.result()  # ChainMoved rolls the batch back
-        rows, affected = _rows(p, natives)
-        recorded += sq.insert_transfers(p.session, rows)
         if scan.rescan:
-            affected |= _drop_stale(p, a, b, headers, [*tokens, *natives])
-        credited.append(_credit(p, affected, reason=reason))
+            affected |= _drop_stale(p, a, b, headers, [*found.tokens, *found.native])
+        credited = _credit(p, affected, reason=reason)
         window = [(h.number, h.hash, h.parent_hash) for h in headers]
         sq.replace_scanned_blocks(
             p.session, name, window, keep_from=b - p.cfg.reorg_depth_blocks
@@ -353,8 +336,7 @@ def _commit_batch(
         if scan.moves_cursor(a, b):
             sq.set_cursor(p.session, name, b, headers[-1].hash, p.now)
             scan.cursor = (b, headers[-1].hash)
-    for c in credited:
-        tally.add(c)
+    tally.add(credited)
     tally.recorded += recorded
     tally.blocks += b - a + 1
 

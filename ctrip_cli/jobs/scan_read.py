@@ -1,7 +1,6 @@
 """Reading one block batch for the scan: headers, transfers to watched addresses, and
-the checks that they belong to one chain (hashes, parent links, the tip read again).
-Token logs come first; native receipts (the bulk) second, so they can be read while
-the token transfers are being written.
+the checks that they belong to one chain (hashes, parent links, blooms, the tip read
+again).
 """
 
 from __future__ import annotations
@@ -11,17 +10,21 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ctrip_cli.chain import parse
 from ctrip_cli.chain.client import (
     BlockHeader,
     ChainClient,
     NativeTransfer,
     TokenTransfer,
+    Transfers,
+    Watched,
 )
 from ctrip_cli.config import ChainConfig, ScanSettings
 
 log = logging.getLogger("ctrip.scan")
 RETRIES_ON_MOVE = 3
 Transfer = TokenTransfer | NativeTransfer
+TRANSFER_TOPIC = parse.TRANSFER_TOPIC
 
 
 @dataclass(slots=True)
@@ -51,13 +54,10 @@ class Reader:
     settings: ScanSettings
     watch: Watch
     head: int
+    masks: dict[str, int] = field(default_factory=dict)  # bloom bits, per pass
 
-    def read_tokens(
-        self, a: int, b: int, prev_hash: str | None
-    ) -> tuple[list[BlockHeader], list[TokenTransfer]]:
-        """Headers of [a, b], then its token transfers to watched addresses.
-
-        Headers: the batch's first and last block and every block within
+    def read_headers(self, a: int, b: int, prev_hash: str | None) -> list[BlockHeader]:
+        """Headers of [a, b]: the batch's first and last block and every block within
         `reorg_depth_blocks` of the head. Deeper blocks would need a fork deeper than
         the window, which the next pass reports as ReorgTooDeepError.
 
@@ -68,33 +68,81 @@ class Reader:
         numbers = sorted({a, b, *range(max(a, self.window), b + 1)})
         headers = self.chain.block_headers(numbers)
         _check_links(headers, prev_hash)
-        found: list[TokenTransfer] = []
-        watch, wanted = self.watch, self.watch.token_recipients
-        if watch.token_payments:
-            tokens = list(watch.tokens.values())
-            found = self.chain.token_transfers(a, b, tokens, wanted)
-            if wanted is not None:
-                found = [t for t in found if t.to_address.lower() in wanted]
-        _check_hashes(headers, found)
-        return headers, found
+        return headers
 
-    def read_native(
-        self, a: int, b: int, headers: list[BlockHeader]
-    ) -> list[NativeTransfer]:
-        """Native transfers of [a, b], then the tip of the batch read again.
+    def read_transfers(self, a: int, b: int, headers: list[BlockHeader]) -> Transfers:
+        """Transfers of [a, b] to watched addresses, checked against the headers.
 
         Raises:
-            ChainMoved: the chain changed since `headers` were read.
+            ChainMoved: the chain changed since `headers` were read, or an endpoint
+                answered logs that the blocks' blooms contradict (read again).
         """
-        found = (
-            self.chain.native_transfers(a, b, self.watch.native)
-            if self.watch.native
-            else []
+        watch = self.watch
+        watched = Watched(
+            native=watch.native,
+            tokens=list(watch.tokens.values()) if watch.token_payments else [],
+            token_recipients=watch.token_recipients,
         )
-        _check_hashes(headers, found)
+        if not watched.native and not watched.wants_tokens:
+            found = Transfers()
+        else:
+            found = self.chain.transfers(a, b, watched)
+        wanted = watch.token_recipients
+        tokens = found.tokens
+        if wanted is not None:
+            tokens = [t for t in tokens if t.to_address.lower() in wanted]
+        _check_hashes(headers, [*tokens, *found.native])
+        if "logs" in found.source and wanted:
+            self._check_blooms(headers, tokens, watched)
         if b >= self.window and self.chain.block_hashes([b]).get(b) != headers[-1].hash:
             raise ChainMoved
-        return found
+        return Transfers(tokens, found.native, found.source)
+
+    def _check_blooms(
+        self, headers: list[BlockHeader], found: list[TokenTransfer], watched: Watched
+    ) -> None:
+        """A block whose bloom admits a watched token Transfer while the logs came back
+        without one is read again from its receipts (a lagging backend behind a load
+        balancer answers eth_getLogs with [] for blocks it does not have yet)."""
+        have = {t.block_number for t in found}
+        suspects = [
+            h.number
+            for h in headers
+            if h.logs_bloom is not None
+            and h.number not in have
+            and self._bloom_admits(h.logs_bloom, watched)
+        ]
+        for number in sorted(suspects, reverse=True)[:2]:
+            check = self.chain.receipt_transfers(number, watched)
+            if check is None or check.tokens:
+                log.info(
+                    "chain %s: logs of #%d contradict its bloom; reading again",
+                    self.cfg.name,
+                    number,
+                )
+                raise ChainMoved
+
+    def _bloom_admits(self, bloom: int, watched: Watched) -> bool:
+        if not self.masks:
+            topic = bytes.fromhex(TRANSFER_TOPIC[2:])
+            self.masks["topic"] = parse.bloom_bits(topic)
+            for t in watched.tokens:
+                self.masks["token:" + t.lower()] = parse.bloom_bits(
+                    bytes.fromhex(t[2:])
+                )
+            for r in watched.token_recipients or ():
+                word = bytes.fromhex(parse.address_topic(r)[2:])
+                self.masks["to:" + r] = parse.bloom_bits(word)
+        m = self.masks
+        if not parse.bloom_admits(bloom, m["topic"]):
+            return False
+        if not any(
+            parse.bloom_admits(bloom, v) for k, v in m.items() if k.startswith("token:")
+        ):
+            return False
+        return any(
+            parse.bloom_admits(bloom, v) for k, v in m.items() if k.startswith("to:")
+        )
 
     @property
     def window(self) -> int:

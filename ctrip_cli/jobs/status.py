@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
+from ctrip_cli.chain.client import EndpointProbe
 from ctrip_cli.config import ChainConfig, StatusSettings
 from ctrip_cli.db import queries
 from ctrip_cli.db.locks import JobLock
@@ -31,16 +32,8 @@ TOKEN_SWEEP_GAS = 100_000
 SWEEP_IN_FLIGHT = queries.SWEEP_LIVE_STATES
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """One probed RPC endpoint; `label` never carries credentials or path tokens."""
-
-    label: str
-    ok: bool
-    head: int | None = None
-    head_timestamp: int | None = None
-    latency_ms: int | None = None
-    error: str | None = None
+# One probed RPC endpoint; its label never carries credentials or path tokens.
+Endpoint = EndpointProbe
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,18 +13,18 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from ctrip_cli import lifecycle
 from ctrip_cli.chain import tx
+from ctrip_cli.chain.client import ChainClient, Fees, Receipt, SendOutcome
 from ctrip_cli.chain.signer import DEPOSIT_PATH, KeyRing
 from ctrip_cli.config import ChainConfig, SweepSettings
 from ctrip_cli.db import queries
 from ctrip_cli.db.models import Payment, SweepTransaction
 from ctrip_cli.errors import (
-    ChainIdMismatchError,
     ConfigError,
     InsufficientFundsError,
     RpcRejectedError,
@@ -37,12 +37,6 @@ NATIVE, TOKEN, TOPUP = "native", "token", "topup"
 TOKEN_GAS_MARGIN_BPS = 1_000  # +10% over eth_estimateGas; the unused part is refunded
 
 Hook = Callable[[str], None]
-
-
-class SweepChain(tx.Rpc, Protocol):
-    """What a pass needs of the chain client (`RpcClient` provides it)."""
-
-    def head(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +85,7 @@ class _Pass:
     """The state of one pass; only `run` builds it."""
 
     session: Session
-    rpc: SweepChain
+    rpc: ChainClient
     cfg: ChainConfig
     keys: KeyRing
     settings: SweepSettings
@@ -108,7 +102,7 @@ class _Pass:
     payer_spent_wei: int = 0
     # Read once per pass: fees, the native transfer's gas, the gas payer's balance.
     cache: dict[str, Any] = field(default_factory=dict)
-    receipts: dict[str, tx.Receipt | None] = field(default_factory=dict)
+    receipts: dict[str, Receipt | None] = field(default_factory=dict)
     payer_balance_wei: int | None = None
 
     @property
@@ -118,7 +112,7 @@ class _Pass:
 
 def run(
     session: Session,
-    chain: SweepChain,
+    chain: ChainClient,
     *,
     cfg: ChainConfig,
     keys: KeyRing,
@@ -129,8 +123,7 @@ def run(
 ) -> SweepResult:
     """One sweep pass over `cfg`'s chain; with `dry_run`, plan only and write nothing.
 
-    `chain` is an `RpcClient` (anything with `call(method, *params)` and `head()`;
-    receipts go out in JSON-RPC batches when it also has `batch(calls)`).
+    `chain` is the chain's ChainClient (`EvmChain`, or `testing.FakeChain`).
     `hook(step)` is called after each commit of signed rows ("after_sign") and after
     each broadcast ("after_broadcast"); tests use it to inject crashes.
 
@@ -142,12 +135,6 @@ def run(
         RpcUnavailableError: the chain cannot be reached (signed rows stay; rerun).
     """
     treasury = require_treasury(cfg)
-    actual = int(chain.call("eth_chainId"), 16)
-    if actual != cfg.chain_id:
-        raise ChainIdMismatchError(
-            f"chain {cfg.name!r}: the RPC endpoint serves chain id {actual}, chains.yaml "
-            f"says {cfg.chain_id}; fix rpc_urls or chain_id"
-        )
     ctx = _Pass(
         session=session,
         rpc=chain,
@@ -156,7 +143,7 @@ def run(
         settings=settings,
         now=now,
         treasury=treasury,
-        head=chain.head(),
+        head=chain.checked_head(),
         hook=hook or (lambda _step: None),
         dry_run=dry_run,
     )
@@ -222,7 +209,7 @@ def _advance_all(ctx: _Pass) -> None:
         groups[row.purpose].append(row)
     _commit(ctx)
     sent = [a.tx_hash for rows in groups.values() for a in rows if a.broadcast_at]
-    ctx.receipts = tx.receipts(ctx.rpc, sent)  # one batched round trip, not one per tx
+    ctx.receipts = ctx.rpc.receipts(sent)  # one batched round trip, not one per tx
     # Oldest purpose first: a gas top-up is advanced before the token sweep it funds.
     ordered = sorted(groups.values(), key=lambda a: a[0].id)
     # Everything mined is recorded (and its payments settled) in one commit; this part
@@ -257,21 +244,21 @@ def _advance_unmined(ctx: _Pass, attempts: list[SweepTransaction]) -> None:
 
 def _find_mined(
     ctx: _Pass, attempts: list[SweepTransaction], *, fresh: bool = False
-) -> tuple[SweepTransaction, tx.Receipt] | None:
+) -> tuple[SweepTransaction, Receipt] | None:
     for a in attempts:
         if a.broadcast_at is None:
             continue
         if not fresh and a.tx_hash in ctx.receipts:
             rc = ctx.receipts[a.tx_hash]
         else:
-            rc = tx.receipt(ctx.rpc, a.tx_hash)
+            rc = ctx.rpc.receipts([a.tx_hash])[a.tx_hash]
         if rc is not None:
             return a, rc
     return None
 
 
 def _record_mined(
-    ctx: _Pass, attempts: list[SweepTransaction], won: SweepTransaction, rc: tx.Receipt
+    ctx: _Pass, attempts: list[SweepTransaction], won: SweepTransaction, rc: Receipt
 ) -> None:
     won.block_number, won.fee_paid = rc.block_number, rc.fee_paid_wei
     error = _receipt_error(won, rc)
@@ -288,7 +275,7 @@ def _record_mined(
         won.state, won.updated_at = MINED, ctx.now
 
 
-def _receipt_error(row: SweepTransaction, rc: tx.Receipt) -> str | None:
+def _receipt_error(row: SweepTransaction, rc: Receipt) -> str | None:
     if rc.status != 1:
         return f"transaction {rc.tx_hash} reverted (receipt status 0)"
     if row.kind == TOKEN and row.token_address is not None:
@@ -359,11 +346,11 @@ def _check_pending(
 ) -> None:
     sent_at = latest.broadcast_at or latest.created_at
     stuck = (ctx.now - sent_at).total_seconds() >= ctx.settings.stuck_after_s
-    if tx.is_known(ctx.rpc, latest.tx_hash):
+    if ctx.rpc.is_known(latest.tx_hash):
         if stuck:
             _replace(ctx, attempts, latest)
         return
-    if tx.nonce(ctx.rpc, latest.from_address, "latest") > latest.nonce:
+    if ctx.rpc.nonce(latest.from_address, "latest") > latest.nonce:
         _nonce_taken(ctx, attempts, latest)
     elif stuck:
         _replace(ctx, attempts, latest)
@@ -410,7 +397,7 @@ def _replace(
     ctx: _Pass, attempts: list[SweepTransaction], latest: SweepTransaction
 ) -> None:
     """Sign a same-nonce replacement with bumped fees (the old attempt may still win)."""
-    old = tx.Fees(latest.max_fee_per_gas, latest.max_priority_fee_per_gas)
+    old = Fees(latest.max_fee_per_gas, latest.max_priority_fee_per_gas)
     floor = _native_fees(ctx) if old.legacy else _fees(ctx, eip1559=True)
     new = old.bumped(ctx.settings.fee_bump_bps, floor)
     amount = latest.amount
@@ -427,7 +414,7 @@ def _replace(
             return
     depends_on: SweepTransaction | None = None
     if latest.kind == TOKEN:
-        need = new.cost_wei(latest.gas_limit) - tx.balance(ctx.rpc, latest.from_address)
+        need = new.cost_wei(latest.gas_limit) - ctx.rpc.balance(latest.from_address)
         if need > 0:
             if not _reserve_topup(ctx, need):
                 return
@@ -468,7 +455,7 @@ class _Draft:
     token: str | None
     amount: int
     gas_limit: int
-    fees: tx.Fees
+    fees: Fees
     topup_wei: int = 0
 
 
@@ -541,7 +528,7 @@ def _check_keys(ctx: _Pass, payment: Payment) -> None:
 
 def _plan_native(ctx: _Pass, payments: list[Payment]) -> _Draft | None:
     first = payments[0]
-    total = _sweepable(ctx, payments, tx.balance(ctx.rpc, first.address))
+    total = _sweepable(ctx, payments, ctx.rpc.balance(first.address))
     if total is None:
         return None
     gas_limit = _native_gas(ctx, first.address)
@@ -559,15 +546,15 @@ def _plan_native(ctx: _Pass, payments: list[Payment]) -> _Draft | None:
 
 def _plan_token(ctx: _Pass, payments: list[Payment], token: str) -> _Draft | None:
     first = payments[0]
-    amount = _sweepable(ctx, payments, tx.token_balance(ctx.rpc, token, first.address))
+    amount = _sweepable(ctx, payments, ctx.rpc.token_balance(token, first.address))
     if amount is None:
         return None
     data = tx.transfer_data(ctx.treasury, amount)
-    estimate = tx.estimate_gas(ctx.rpc, sender=first.address, to=token, data=data)
+    estimate = ctx.rpc.estimate_gas(sender=first.address, to=token, data=data)
     gas_limit = estimate + estimate * TOKEN_GAS_MARGIN_BPS // 10_000
     fees = _fees(ctx, eip1559=ctx.cfg.eip1559)
     gas_wei = fees.cost_wei(gas_limit)
-    need = max(gas_wei - tx.balance(ctx.rpc, first.address), 0)
+    need = max(gas_wei - ctx.rpc.balance(first.address), 0)
     # No price oracle: a token sweep is never skipped as uneconomic; its gas is reported.
     action = "top up gas, then sweep" if need else "sweep"
     _add_plan(ctx, TOKEN, first, ctx.treasury, amount, gas_wei, payments, action)
@@ -664,7 +651,7 @@ def _sign_topup(ctx: _Pass, to: str, value: int, purpose: str) -> SweepTransacti
 def _payer_can_fund(ctx: _Pass, wei: int) -> bool:
     payer = ctx.keys.address(ctx.settings.gas_payer_path)
     if ctx.payer_balance_wei is None:
-        ctx.payer_balance_wei = tx.balance(ctx.rpc, payer, "pending")
+        ctx.payer_balance_wei = ctx.rpc.balance(payer, "pending")
     available = ctx.payer_balance_wei - ctx.payer_spent_wei
     if available >= wei:
         return True
@@ -678,25 +665,25 @@ def _payer_can_fund(ctx: _Pass, wei: int) -> bool:
     return False
 
 
-def _fees(ctx: _Pass, *, eip1559: bool) -> tx.Fees:
+def _fees(ctx: _Pass, *, eip1559: bool) -> Fees:
     key = f"fees:{eip1559}"
     if key not in ctx.cache:
-        ctx.cache[key] = tx.fees(ctx.rpc, eip1559=eip1559)
-    fees: tx.Fees = ctx.cache[key]
+        ctx.cache[key] = ctx.rpc.fees(eip1559=eip1559)
+    fees: Fees = ctx.cache[key]
     return fees
 
 
 def _native_gas(ctx: _Pass, sender: str) -> int:
     """Gas of a plain transfer to the treasury (21,000 unless the treasury is a contract)."""
     if "native_gas" not in ctx.cache:
-        ctx.cache["native_gas"] = tx.estimate_gas(
-            ctx.rpc, sender=sender, to=ctx.treasury, value=1
+        ctx.cache["native_gas"] = ctx.rpc.estimate_gas(
+            sender=sender, to=ctx.treasury, value=1
         )
     gas: int = ctx.cache["native_gas"]
     return gas
 
 
-def _native_fees(ctx: _Pass) -> tx.Fees:
+def _native_fees(ctx: _Pass) -> Fees:
     """Type-0 pricing for native sweeps: the fee is exactly gas × price, so no dust stays.
 
     An EIP-1559 transaction refunds (max fee − effective price) × gas to the sender, which
@@ -705,18 +692,18 @@ def _native_fees(ctx: _Pass) -> tx.Fees:
     """
     if "native_fees" not in ctx.cache:
         ctx.cache["native_fees"] = _legacy_fees(ctx)
-    fees: tx.Fees = ctx.cache["native_fees"]
+    fees: Fees = ctx.cache["native_fees"]
     return fees
 
 
-def _legacy_fees(ctx: _Pass) -> tx.Fees:
-    price = tx.legacy_price(ctx.rpc)
+def _legacy_fees(ctx: _Pass) -> Fees:
+    price = ctx.rpc.gas_price()
     if not ctx.cfg.eip1559:
         return price
     current = _fees(ctx, eip1559=True)
     base = (current.max_fee_per_gas - (current.max_priority_fee_per_gas or 0)) // 2
     floor = -(-base * 9 // 8) + (current.max_priority_fee_per_gas or 0)
-    return tx.Fees(max(price.max_fee_per_gas, floor))
+    return Fees(max(price.max_fee_per_gas, floor))
 
 
 def _next_nonce(ctx: _Pass, address: str) -> int:
@@ -734,7 +721,7 @@ def _next_nonce(ctx: _Pass, address: str) -> int:
 def _node_nonce(ctx: _Pass, address: str) -> int:
     key = f"nonce:{address}"
     if key not in ctx.cache:
-        ctx.cache[key] = tx.nonce(ctx.rpc, address, "pending")
+        ctx.cache[key] = ctx.rpc.nonce(address, "pending")
     nonce: int = ctx.cache[key]
     return nonce
 
@@ -791,7 +778,7 @@ def _sign_row(
     amount: int,
     nonce: int,
     gas_limit: int,
-    fees: tx.Fees,
+    fees: Fees,
     replaces: SweepTransaction | None = None,
     depends_on: SweepTransaction | None = None,
 ) -> SweepTransaction:
@@ -839,14 +826,14 @@ def _broadcast(
 ) -> None:
     """Send the stored bytes; the outcome is recorded, a refusal is data, not an error."""
     try:
-        outcome = tx.send_raw(ctx.rpc, row.raw_tx)
+        outcome = ctx.rpc.send_raw(row.raw_tx)
     except RpcRejectedError as exc:
         row.last_error, row.updated_at = str(exc)[:500], ctx.now
         ctx.errors.append(f"{row.purpose}: {exc}")
         if commit:
             _commit(ctx)
         return
-    if outcome is tx.SendOutcome.NO_FUNDS:
+    if outcome is SendOutcome.NO_FUNDS:
         row.last_error = (
             f"node refused {row.tx_hash}: insufficient funds; retried next pass"
         )

@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from ctrip_cli.chain.rpc import TRANSFER_TOPIC, RpcClient  # noqa: E402
+from ctrip_cli.chain.evm import TRANSFER_TOPIC, EvmChain  # noqa: E402
 from ctrip_cli.config import ScanSettings, load_chains, to_checksum  # noqa: E402
 from ctrip_cli.db import engine as db_engine  # noqa: E402
 from ctrip_cli.db.models import DepositAddress, Payment  # noqa: E402
@@ -186,7 +186,7 @@ def time_scan(cfg: Any, template: str, chain: dict[str, Any]) -> tuple[float, An
             pass  # open the pool's connection outside the timing
         COMMIT_S.clear()
         began = time.perf_counter()
-        client = RpcClient(cfg)
+        client = EvmChain.open(cfg)
         with db_engine.session_factory(engine)() as session:
             result = scan_job.run(
                 session, client, cfg=cfg, now=NOW, settings=SETTINGS[-1]
@@ -205,7 +205,7 @@ def time_scan(cfg: Any, template: str, chain: dict[str, Any]) -> tuple[float, An
 def time_read(cfg: Any, chain: dict[str, Any], native_to: set[str]) -> float:
     """ctrip's reading alone (its RPC client and parsing into domain types), no database."""
     began = time.perf_counter()
-    client = RpcClient(cfg)
+    client = EvmChain.open(cfg)
     lo, hi = chain["first"], chain["last"]
     client.checked_head()
     client.block_headers(sorted({lo, *range(max(lo, hi - 63), hi + 1)}))

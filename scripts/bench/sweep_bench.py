@@ -32,7 +32,7 @@ import sqlalchemy as sa  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
 from ctrip_cli import lifecycle  # noqa: E402
-from ctrip_cli.chain.rpc import RpcClient  # noqa: E402
+from ctrip_cli.chain.evm import EvmChain  # noqa: E402
 from ctrip_cli.chain.signer import KeyRing  # noqa: E402
 from ctrip_cli.config import Settings, load_chains  # noqa: E402
 from ctrip_cli.db import engine as db_engine  # noqa: E402
@@ -165,7 +165,7 @@ def _passes_until_settled(
         if baseline
         else None
     )
-    rpc = RpcClient(cfg)
+    rpc = EvmChain.open(cfg)
     passes, txs = 0, 0
     started = time.perf_counter()
     try:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from ctrip_cli.chain.rpc import RpcClient
+from ctrip_cli.chain.evm import EvmChain
 from ctrip_cli.config import ChainConfig, NativeConfig
 from ctrip_cli.errors import ChainIdMismatchError, RpcRejectedError, RpcUnavailableError
 from scripts.chaos.rpc_proxy import RpcProxy
@@ -32,14 +32,16 @@ def _call(method: str, *params: object, id_: int = 1) -> dict[str, object]:
     return {"jsonrpc": "2.0", "id": id_, "method": method, "params": list(params)}
 
 
-def _client(*urls: str, chain_id: int = 31337) -> RpcClient:
+def _client(*urls: str, chain_id: int = 31337) -> EvmChain:
     cfg = ChainConfig(
         name="local",
         chain_id=chain_id,
         rpc_urls=[SecretStr(u) for u in urls],
         native=NativeConfig(symbol="ETH"),
     )
-    return RpcClient(cfg, timeout_s=1.0, attempts=2, backoff_s=0.01)
+    return EvmChain.open(
+        cfg, timeout_s=1.0, attempts=2, backoff_s=0.01, rate_wait_budget_s=1.0
+    )
 
 
 def test_pass_through_by_default(proxies, anvil):

@@ -367,11 +367,13 @@ def test_misbehaving_endpoints_are_reported_down_never_crash():
     errors = {path: e.error for path, e in got.items() if not e.ok}
     assert errors == {
         "/other-chain": "serves chain id 1, chains.yaml says 31337",
-        "/rpc-error": "JSON-RPC error -32000",
-        "/null-block": "not a JSON-RPC answer",
-        "/garbage-hex": "not a JSON-RPC answer",
+        "/rpc-error": "eth_chainId: endpoint #1: boom (code -32000)",
+        "/null-block": "eth_getBlockByNumber: endpoint #1 sent a malformed answer "
+        "(block is not an object)",
+        "/garbage-hex": "eth_chainId: endpoint #1 sent a malformed answer "
+        "(quantity is not a hex quantity)",
         "/500": "HTTP 500",
-        "/not-json": "not a JSON-RPC answer",
+        "/not-json": "not JSON",
     }
     assert all(e.label == "endpoint #1" for e in got.values())
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from ctrip_cli import payments
-from ctrip_cli.chain.rpc import RpcClient
+from ctrip_cli.chain.evm import EvmChain
 from ctrip_cli.config import ScanSettings, Settings, load_chains
 from ctrip_cli.db import engine as db_engine
 from ctrip_cli.db.models import Payment, Transfer, WebhookEvent
@@ -77,7 +77,7 @@ class ScanWorld:
     def scan(
         self, scan_settings: ScanSettings | None = None, **kw: Any
     ) -> scan_job.ScanResult:
-        client = RpcClient(self.cfg, attempts=2, backoff_s=0.01)
+        client = EvmChain.open(self.cfg, attempts=2, backoff_s=0.01)
         try:
             with self.session() as s:
                 return scan_job.run(
@@ -92,7 +92,7 @@ class ScanWorld:
             client.close()
 
     def confirm(self, at: datetime | None = None) -> confirm_job.ConfirmResult:
-        client = RpcClient(self.cfg)
+        client = EvmChain.open(self.cfg)
         try:
             with self.session() as s:
                 return confirm_job.run(s, client, cfg=self.cfg, now=at or self.clock)

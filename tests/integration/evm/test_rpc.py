@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from ctrip_cli.chain import parse
-from ctrip_cli.chain.rpc import RpcClient
+from ctrip_cli.chain.client import Watched
+from ctrip_cli.chain.evm import EvmChain
 from ctrip_cli.config import ChainConfig, load_chains
 from ctrip_cli.errors import RpcRejectedError, RpcUnavailableError
 from tests.evm import Anvil, send_native, send_reverting_native
@@ -40,21 +41,25 @@ def test_native_transfers_by_block_receipts_and_by_full_blocks_agree(
     send_native(anvil, PAYER, "0x" + "43" * 20, 6)  # someone else
     send_reverting_native(anvil, PAYER, 7, reverter=tokens.reverter)
     end = anvil.block_number()
-    client = RpcClient(_cfg(tmp_path, anvil.url, tokens))
+    cfg = _cfg(tmp_path, anvil.url, tokens)
+    watched = Watched(native={to, tokens.reverter.lower()})
+    by_receipts = EvmChain.open(cfg.model_copy(update={"native_read": "receipts"}))
+    by_blocks = EvmChain.open(cfg.model_copy(update={"native_read": "blocks"}))
 
-    fast = client.native_transfers(start, end, {to, tokens.reverter.lower()})
-    client.block_receipts = False
-    slow = client.native_transfers(start, end, {to, tokens.reverter.lower()})
+    fast = by_receipts.transfers(start, end, watched)
+    slow = by_blocks.transfers(start, end, watched)
 
-    assert [(t.tx_hash, t.amount) for t in fast] == [(good, 5)]
-    assert slow == fast
-    client.close()
+    assert [(t.tx_hash, t.amount) for t in fast.native] == [(good, 5)]
+    assert slow.native == fast.native
+    assert (fast.source, slow.source) == ("receipts", "blocks")
+    by_receipts.close()
+    by_blocks.close()
 
 
 def test_block_headers_in_one_batch(
     anvil: Anvil, tokens: TestTokens, tmp_path: Path
 ) -> None:
-    client = RpcClient(_cfg(tmp_path, anvil.url, tokens))
+    client = EvmChain.open(_cfg(tmp_path, anvil.url, tokens))
     head = client.head()
     before = client.round_trips
 
@@ -67,11 +72,11 @@ def test_block_headers_in_one_batch(
     client.close()
 
 
-def _mock(cfg_path: Path, handler: Any, urls: list[str]) -> RpcClient:
+def _mock(cfg_path: Path, handler: Any, urls: list[str]) -> EvmChain:
     doc = chains_yaml("http://unused", _Tokens(), rpc_urls=urls)
     cfg_path.write_text(doc)
     cfg = load_chains(cfg_path, {})["local"]
-    return RpcClient(
+    return EvmChain.open(
         cfg, attempts=3, backoff_s=0.001, transport=httpx.MockTransport(handler)
     )
 
@@ -210,8 +215,9 @@ def test_missing_block_receipts_method_falls_back_to_full_blocks(
         )
 
     client = _mock(tmp_path / "c.yaml", handler, ["http://node"])
-    assert client.native_transfers(1, 1, {"0x" + "42" * 20}) == []
-    assert client.block_receipts is False
+    found = client.transfers(1, 1, Watched(native={"0x" + "42" * 20}))
+    assert (found.native, found.source) == ([], "blocks")
+    assert "eth_getBlockReceipts" in client.rpc.preferred.limits.unsupported
 
 
 def test_poa_header_with_long_extra_data_parses() -> None:
@@ -251,10 +257,11 @@ def test_token_log_parsing_and_erc721_logs_skipped() -> None:
     t = parse.token_transfer(log)
     assert (t.amount, t.log_index, t.block_number) == (10**30, 3, 5)
     assert t.token_address == "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-    assert parse.is_transfer_log(log)
-    assert not parse.is_transfer_log(
-        {**log, "topics": [*log["topics"], "0x" + "0" * 64]}
+    assert (
+        parse.token_transfer({**log, "topics": [*log["topics"], "0x" + "0" * 64]})
+        is None
     )
+    assert parse.token_transfer({**log, "data": "0x" + "0" * 64}) is None  # zero value
 
 
 def test_an_endpoint_refusing_the_key_fails_over(tmp_path: Path) -> None:

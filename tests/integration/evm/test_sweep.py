@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ctrip_cli import lifecycle
-from ctrip_cli.chain.rpc import RpcClient
+from ctrip_cli.chain.evm import EvmChain
 from ctrip_cli.chain.signer import KeyRing
 from ctrip_cli.config import Settings
 from ctrip_cli.db import engine as db_engine
@@ -103,7 +103,7 @@ class SweepWorld:
         send_native(self.anvil, FUNDER, self.payer(), wei)
 
     def sweep(self, *, now: datetime | None = None, **kw: Any) -> sweep_job.SweepResult:
-        rpc = RpcClient(self.cfg)
+        rpc = EvmChain.open(self.cfg)
         try:
             with self.session() as session:
                 return sweep_job.run(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ctrip_cli.chain.rpc import RpcClient
+from ctrip_cli.chain.evm import EvmChain
 from ctrip_cli.db import locks
 from ctrip_cli.db.models import Transfer, WebhookEvent
 from ctrip_cli.jobs import scan as scan_job
@@ -60,7 +60,7 @@ def _scan_in_threads(world: ScanWorld, *, use_lock: bool) -> list[str]:
                 if use_lock and not held:
                     outcomes.append("skipped")
                     return
-                client = RpcClient(world.cfg)
+                client = EvmChain.open(world.cfg)
                 with world.session() as s:
                     scan_job.run(
                         s,

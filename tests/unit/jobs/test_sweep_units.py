@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from ctrip_cli.chain import tx
+from ctrip_cli.chain.client import Fees, Log, Receipt
 from ctrip_cli.chain.signer import KeyRing
 from ctrip_cli.config import load_chains
 from ctrip_cli.errors import ConfigError
@@ -26,8 +27,8 @@ fee = st.integers(min_value=1, max_value=10**15)
 def test_bump_raises_both_fees_by_at_least_the_node_minimum(
     max_fee: int, tip: int, floor_max: int, floor_tip: int
 ) -> None:
-    old = tx.Fees(max(max_fee, tip), tip)
-    new = old.bumped(1_250, tx.Fees(max(floor_max, floor_tip), floor_tip))
+    old = Fees(max(max_fee, tip), tip)
+    new = old.bumped(1_250, Fees(max(floor_max, floor_tip), floor_tip))
     assert new.max_fee_per_gas * 100 >= old.max_fee_per_gas * 110
     assert new.max_priority_fee_per_gas is not None
     assert new.max_priority_fee_per_gas * 100 >= tip * 110
@@ -35,9 +36,9 @@ def test_bump_raises_both_fees_by_at_least_the_node_minimum(
 
 
 def test_legacy_bump_follows_a_higher_market_price() -> None:
-    assert tx.Fees(100).bumped(1_250, tx.Fees(90)) == tx.Fees(113)
-    assert tx.Fees(100).bumped(1_250, tx.Fees(500)) == tx.Fees(500)
-    assert tx.Fees(100).cost_wei(21_000) == 2_100_000
+    assert Fees(100).bumped(1_250, Fees(90)) == Fees(113)
+    assert Fees(100).bumped(1_250, Fees(500)) == Fees(500)
+    assert Fees(100).cost_wei(21_000) == 2_100_000
 
 
 def test_transfer_calldata_is_abi_encoded() -> None:
@@ -47,15 +48,15 @@ def test_transfer_calldata_is_abi_encoded() -> None:
     assert int(data[74:], 16) == 12_500_000
 
 
-def _receipt(status: int, *logs: tx.Log) -> tx.Receipt:
-    return tx.Receipt("0x01", status, 10, 50_000, 1, tuple(logs))
+def _receipt(status: int, *logs: Log) -> Receipt:
+    return Receipt("0x01", status, 10, 50_000, 1, tuple(logs))
 
 
-def _transfer_log(frm: str, to: str, amount: int, token: str = TOKEN) -> tx.Log:
+def _transfer_log(frm: str, to: str, amount: int, token: str = TOKEN) -> Log:
     def word(a: str) -> str:
         return "0x" + a[2:].rjust(64, "0")
 
-    return tx.Log(token, (tx.TRANSFER_TOPIC, word(frm), word(to)), hex(amount))
+    return Log(token, (tx.TRANSFER_TOPIC, word(frm), word(to)), hex(amount))
 
 
 def test_transfer_log_is_the_proof_for_no_return_tokens() -> None:
