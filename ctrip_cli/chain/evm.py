@@ -425,6 +425,7 @@ class EvmChain:
             (f, a, min(a + span - 1, hi)) for f in base for a in range(lo, hi + 1, span)
         ]
         out: list[Any] = []
+        refusals: dict[tuple[int, int], int] = {}
         while work:
             calls: list[Call] = [
                 ("eth_getLogs", ({**f, "fromBlock": hex(a), "toBlock": hex(b)},))
@@ -434,7 +435,8 @@ class EvmChain:
             again = []
             for (f, a, b), result in zip(work, results, strict=True):
                 if isinstance(result, RpcTooManyResultsError):
-                    again.extend(self._split(f, a, b, str(result)))
+                    refusals[(a, b)] = refusals.get((a, b), 0) + 1
+                    again.extend(self._split(f, a, b, str(result), refusals[(a, b)]))
                 elif isinstance(result, RpcRejectedError):
                     raise result
                 elif isinstance(result, list):
@@ -447,11 +449,15 @@ class EvmChain:
         return out
 
     def _split(
-        self, f: dict[str, Any], a: int, b: int, message: str
+        self, f: dict[str, Any], a: int, b: int, message: str, refused: int
     ) -> list[tuple[dict[str, Any], int, int]]:
         """A refused window, cut to the size the refusal suggests (or halved)."""
         lim = self.rpc.preferred.limits
         asked = b - a + 1
+        if asked == 1 and refused < 3 and "limit exceeded" in message.lower():
+            # "limit exceeded" is also how gateways word a rate limit: wait, ask again.
+            self.rpc.rate_wait(self.rpc.preferred, None)
+            return [(f, a, b)]
         if asked == 1:
             lim.logs_refused = True  # BNB Chain's public endpoints: "limit exceeded"
             self.rpc.limits_changed = True

@@ -26,7 +26,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 
-from ctrip_cli.chain.limits import EndpointLimits, Kind, classify, endpoint_key
+from ctrip_cli.chain.limits import (
+    EndpointLimits,
+    Kind,
+    batch_limit_hint,
+    classify,
+    endpoint_key,
+)
 from ctrip_cli.config import ChainConfig
 from ctrip_cli.errors import RpcRejectedError, RpcUnavailableError
 
@@ -328,7 +334,7 @@ class RpcTransport:
                 )
             )
         if resp.status_code == 429:
-            self._rate_wait(ep, resp.headers.get("retry-after"))
+            self.rate_wait(ep, resp.headers.get("retry-after"))
             return [(i, _WAITED) for i in chunk]
         replies = self._decode(ep, resp, calls, chunk)
         if not isinstance(replies, list):
@@ -404,10 +410,11 @@ class RpcTransport:
             self._response_capped(ep, size)
             return _RETRY
         if kind is Kind.RATE_LIMITED:
-            self._rate_wait(ep, None)
+            self.rate_wait(ep, None)
             return _WAITED
         if kind in (Kind.BATCH_TOO_LARGE, Kind.NO_BATCHING) and n > 1:
-            self._batch_refused(ep, n, no_batching=kind is Kind.NO_BATCHING)
+            named = batch_limit_hint(message) if kind is Kind.BATCH_TOO_LARGE else None
+            self._batch_refused(ep, n, no_batching=kind is Kind.NO_BATCHING, cap=named)
             return _RETRY
         if kind is Kind.METHOD_MISSING:
             if method not in ep.limits.unsupported:
@@ -427,6 +434,11 @@ class RpcTransport:
     ) -> list[tuple[int, Any]]:
         """One error object for a whole batch (geth: "batch too large")."""
         error = reply.get("error") if isinstance(reply, dict) else None
+        if isinstance(error, dict) and error.get("code") == -32700:
+            # A valid batch answered "parse error" (proxyd, ethereum-optimism/
+            # optimism#2021): the endpoint does not take batches.
+            self._batch_refused(ep, len(chunk), no_batching=True)
+            return [(i, _RETRY) for i in chunk]
         value = self._reply_value(
             ep, calls[chunk[0]][0], {"error": error or reply}, 0, len(chunk)
         )
@@ -442,7 +454,7 @@ class RpcTransport:
     # -- learning --
 
     def _batch_refused(
-        self, ep: Endpoint, n: int, *, no_batching: bool = False
+        self, ep: Endpoint, n: int, *, no_batching: bool = False, cap: int | None = None
     ) -> bool:
         """Learn from a refused batch of `n` calls; False when it cannot shrink."""
         with self._lock:
@@ -453,7 +465,9 @@ class RpcTransport:
                 lim.batching = False
                 log.info("chain %s: %s serves no batches", self.cfg.name, ep.label)
             lim.refused_batch = min(lim.refused_batch or n, n)
-            if lim.max_batch is None or lim.max_batch >= n:
+            if cap is not None and cap < n:
+                lim.max_batch, lim.refused_batch = cap, cap + 1
+            elif lim.max_batch is None or lim.max_batch >= n:
                 lim.max_batch = max(n // 2, 1)
             if lim.max_batch == 1 and lim.refused_batch == 2:
                 lim.batching = False
@@ -496,7 +510,7 @@ class RpcTransport:
             if old is None or abs(new - old) * 4 > old:
                 self.limits_changed = True
 
-    def _rate_wait(self, ep: Endpoint, retry_after: str | None) -> None:
+    def rate_wait(self, ep: Endpoint, retry_after: str | None) -> None:
         """Wait as the endpoint asks (or back off), within the pass's wait budget."""
         with self._lock:
             ep.rate_limited_at = time.monotonic()
@@ -543,7 +557,8 @@ class RpcTransport:
                         content=payload,
                         headers={"content-type": "application/json"},
                     )
-                except httpx.TimeoutException as exc:
+                except (httpx.TimeoutException, httpx.RemoteProtocolError) as exc:
+                    # A timeout or a body cut off mid-way: maybe the batch's size.
                     failures.append(f"{ep.label}: {type(exc).__name__}")
                     timeouts += 1
                     continue
