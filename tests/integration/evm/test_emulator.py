@@ -57,8 +57,9 @@ def _logs_filter(tokens: TestTokens, lo: int, hi: int) -> dict[str, Any]:
 
 def test_unlimited_passes_through_and_counts(anvil: Anvil, http: httpx.Client) -> None:
     with Emulator(anvil.url) as emu:
-        batch = _calls("eth_getBlockByNumber", ["0x0", False], 3) + [
-            _one("eth_chainId")
+        batch = [
+            *_calls("eth_getBlockByNumber", ["0x0", False], 3),
+            _one("eth_chainId"),
         ]
         reply = http.post(emu.url, json=batch)
         direct = http.post(anvil.url, json=batch).json()
@@ -72,9 +73,9 @@ def test_unlimited_passes_through_and_counts(anvil: Anvil, http: httpx.Client) -
         stats = http.get(emu.url + "/_emulator/stats").json()
         assert stats["total_calls"] == 4
         emu.reset()
-        assert (
-            emu.total_calls == 0 and emu.http_requests == 0 and not emu.response_bytes
-        )
+        assert emu.total_calls == 0
+        assert emu.http_requests == 0
+        assert not emu.response_bytes
 
 
 def test_geth_refuses_a_batch_over_1000_calls_with_one_error(
@@ -90,7 +91,8 @@ def test_geth_refuses_a_batch_over_1000_calls_with_one_error(
             }
         ]
         at = http.post(emu.url, json=_calls("eth_blockNumber", [], 1000)).json()
-        assert len(at) == 1000 and all("result" in e for e in at)
+        assert len(at) == 1000
+        assert all("result" in e for e in at)
         assert emu.limited == {"batch_too_large": 1001}
 
 
@@ -175,7 +177,8 @@ def test_quicknode_free_allows_5_blocks_and_answers_413_past_them(
         five = http.post(
             emu.url, json=_one("eth_getLogs", _logs_filter(tokens, lo, lo + 4))
         )
-        assert five.status_code == 200 and len(five.json()["result"]) == 5
+        assert five.status_code == 200
+        assert len(five.json()["result"]) == 5
         six = http.post(
             emu.url, json=_one("eth_getLogs", _logs_filter(tokens, lo, lo + 5))
         )
