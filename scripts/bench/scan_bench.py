@@ -26,7 +26,6 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -36,9 +35,9 @@ from ctrip_cli.config import ScanSettings, load_chains, to_checksum  # noqa: E40
 from ctrip_cli.db import engine as db_engine  # noqa: E402
 from ctrip_cli.db.models import DepositAddress, Payment  # noqa: E402
 from ctrip_cli.jobs import scan as scan_job  # noqa: E402
+from scripts.bench import pgdb  # noqa: E402
 from tests.evm import ANVIL_ACCOUNTS, Anvil, deploy_token, mint  # noqa: E402
 
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 NOW = datetime.now(UTC).replace(microsecond=0)
 ASSETS = ("ETH", "USDC", "DAI")
 UNIT = {"ETH": 10**15, "USDC": 1_000_000, "DAI": 10**18}
@@ -91,11 +90,7 @@ chains:
 
 def seed_template(name: str, chain: dict[str, Any], open_payments: int) -> None:
     """A migrated database holding `open_payments` pending payments (bulk-inserted)."""
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    pgdb.create(name)
     engine = db_engine.make_engine(_url(name))
     db_engine.upgrade(engine)
     tokens = {"ETH": None, "USDC": chain["usdc"], "DAI": chain["dai"]}
@@ -139,24 +134,7 @@ def _payment(
     }
 
 
-def _url(name: str) -> str:
-    return make_url(PG_ADMIN).set(database=name).render_as_string(False)
-
-
-def clone(template: str) -> str:
-    name = f"ctrip_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    admin.dispose()
-    return name
-
-
-def drop(name: str) -> None:
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+_url, clone, drop = pgdb.url, pgdb.clone, pgdb.drop
 
 
 COMMIT_S: list[float] = []
