@@ -33,7 +33,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ if str(REPO) not in sys.path:
 
 from ctrip_cli.config import to_checksum  # noqa: E402
 from ctrip_cli.db import engine as db_engine  # noqa: E402
-from ctrip_cli.db.models import DepositAddress, Payment  # noqa: E402
+from ctrip_cli.db.models import Payment  # noqa: E402
 from scripts.bench import mainnet_world as mw  # noqa: E402
 from scripts.bench import pgdb, scan_floor  # noqa: E402
 from scripts.emulator import Limits, preset  # noqa: E402
@@ -85,42 +85,20 @@ def sprinkled(payments: int, k: int, blocks: int) -> list[mw.Payment]:
 
 def seed_template(name: str, tokens: dict[str, str], open_payments: int) -> None:
     """A migrated database holding `open_payments` pending payments (bulk-inserted)."""
-    pgdb.create(name)
-    engine = db_engine.make_engine(pgdb.url(name))
-    db_engine.upgrade(engine)
-    with engine.begin() as conn:
-        for start in range(0, open_payments, 20_000):
-            idx = range(start, min(start + 20_000, open_payments))
-            conn.execute(
-                sa.insert(DepositAddress),
-                [
-                    {"derivation_index": i, "address": address(i), "created_at": NOW}
-                    for i in idx
-                ],
-            )
-            conn.execute(sa.insert(Payment), [_payment(i, tokens) for i in idx])
-        conn.execute(sa.text("ANALYZE"))
-    engine.dispose()
 
+    def payment(i: int) -> dict[str, Any]:
+        asset = asset_of(i)
+        return pgdb.pending_payment(
+            i,
+            asset=asset,
+            token=tokens.get(asset),
+            decimals=mw.DECIMALS[asset],
+            address=address(i),
+            amount=2 * UNIT[asset],
+            now=NOW,
+        )
 
-def _payment(i: int, tokens: dict[str, str]) -> dict[str, Any]:
-    asset = asset_of(i)
-    return {
-        "id": f"pay_{i:032d}",
-        "chain": "local",
-        "asset": asset,
-        "token_address": tokens.get(asset),
-        "decimals": mw.DECIMALS[asset],
-        "address": address(i),
-        "derivation_index": i,
-        "amount": 2 * UNIT[asset],
-        "amount_received": 0,
-        "status": "pending",
-        "late": False,
-        "created_at": NOW - timedelta(minutes=10),
-        "expires_at": NOW + timedelta(days=1),
-        "updated_at": NOW,
-    }
+    pgdb.seed(name, open_payments, address, payment, NOW)
 
 
 def chains_yaml(url: str, world: mw.World, extra: dict[str, Any]) -> str:

@@ -20,12 +20,11 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -33,7 +32,6 @@ sys.path.insert(0, str(REPO))
 from ctrip_cli.chain.rpc import TRANSFER_TOPIC, RpcClient  # noqa: E402
 from ctrip_cli.config import ScanSettings, load_chains, to_checksum  # noqa: E402
 from ctrip_cli.db import engine as db_engine  # noqa: E402
-from ctrip_cli.db.models import DepositAddress, Payment  # noqa: E402
 from ctrip_cli.jobs import scan as scan_job  # noqa: E402
 from scripts.bench import pgdb  # noqa: E402
 from tests.evm import ANVIL_ACCOUNTS, Anvil, deploy_token, mint  # noqa: E402
@@ -90,48 +88,22 @@ chains:
 
 def seed_template(name: str, chain: dict[str, Any], open_payments: int) -> None:
     """A migrated database holding `open_payments` pending payments (bulk-inserted)."""
-    pgdb.create(name)
-    engine = db_engine.make_engine(_url(name))
-    db_engine.upgrade(engine)
     tokens = {"ETH": None, "USDC": chain["usdc"], "DAI": chain["dai"]}
     decimals = {"ETH": 18, "USDC": 6, "DAI": 18}
-    with engine.begin() as conn:
-        for start in range(0, open_payments, 20_000):
-            idx = range(start, min(start + 20_000, open_payments))
-            conn.execute(
-                sa.insert(DepositAddress),
-                [
-                    {"derivation_index": i, "address": address(i), "created_at": NOW}
-                    for i in idx
-                ],
-            )
-            conn.execute(
-                sa.insert(Payment), [_payment(i, tokens, decimals) for i in idx]
-            )
-        conn.execute(sa.text("ANALYZE"))
-    engine.dispose()
 
+    def payment(i: int) -> dict[str, Any]:
+        asset = ASSETS[i % 3]
+        return pgdb.pending_payment(
+            i,
+            asset=asset,
+            token=tokens[asset],
+            decimals=decimals[asset],
+            address=address(i),
+            amount=2 * UNIT[asset],
+            now=NOW,
+        )
 
-def _payment(
-    i: int, tokens: dict[str, str | None], decimals: dict[str, int]
-) -> dict[str, Any]:
-    asset = ASSETS[i % 3]
-    return {
-        "id": f"pay_{i:032d}",
-        "chain": "local",
-        "asset": asset,
-        "token_address": tokens[asset],
-        "decimals": decimals[asset],
-        "address": address(i),
-        "derivation_index": i,
-        "amount": 2 * UNIT[asset],
-        "amount_received": 0,
-        "status": "pending",
-        "late": False,
-        "created_at": NOW - timedelta(minutes=10),
-        "expires_at": NOW + timedelta(days=1),
-        "updated_at": NOW,
-    }
+    pgdb.seed(name, open_payments, address, payment, NOW)
 
 
 _url, clone, drop = pgdb.url, pgdb.clone, pgdb.drop

@@ -91,15 +91,6 @@ PRESETS: dict[str, Limits] = {
         logs_max_results=10_000,
         note="100 calls a batch, eth_getLogs: 1000 blocks, 10,000 results",
     ),
-    # The same plan behind a gateway that refuses an oversized batch body with HTTP 413.
-    "hosted-413": Limits(
-        max_batch_calls=100,
-        batch_too_large="http413",
-        logs_max_blocks=1000,
-        logs_range_wording="max-range",
-        logs_max_results=10_000,
-        note="100 calls a batch (HTTP 413 over it), eth_getLogs capped",
-    ),
     # Alchemy's free tier: 10 blocks per eth_getLogs (docs: eth_getLogs block ranges
     # per plan tier, "Free | 10"), in its own wording.
     "alchemy-free": Limits(
@@ -163,6 +154,13 @@ PRESETS: dict[str, Limits] = {
     # A response cut off mid-body (a proxy or balancer dropping the connection).
     "truncated": Limits(truncate_after_bytes=65_536, note="bodies cut at 64 KiB"),
 }
+
+
+# The same plan behind a gateway that refuses an oversized batch body with HTTP 413.
+PRESETS["hosted-413"] = PRESETS["hosted"].replace(
+    batch_too_large="http413",
+    note="100 calls a batch (HTTP 413 over it), eth_getLogs capped",
+)
 
 
 def preset(name: str) -> Limits:
