@@ -41,6 +41,7 @@ log = logging.getLogger("ctrip.rpc")
 Call = tuple[str, Sequence[Any]]
 DEFAULT_MAX_BATCH = 500  # below geth's 1000 (node/defaults.go BatchRequestLimit)
 TARGET_BYTES = 4_000_000  # per response: far below geth's 25 MB, quick to parse
+MIN_TARGET_BYTES = 2_000  # a batch is cut down to single calls before this
 # What a call is expected to return before one has been measured (mainnet-sized).
 PRIOR_BYTES = {
     "eth_getBlockReceipts": 800_000,
@@ -310,10 +311,10 @@ class RpcTransport:
         try:
             ep, resp = self._post(payload, method, shrinkable=len(chunk) > 1)
         except _TimedOut as exc:  # the node chokes on the size: ask for less
-            exc.ep.target_bytes = max(exc.ep.target_bytes // 4, 10_000)
+            self._shrink(exc.ep, calls, chunk)
             return [(i, _RETRY) for i in chunk]
         if time.monotonic() - started > self.timeout_s / 2 and len(chunk) > 1:
-            ep.target_bytes = max(ep.target_bytes // 2, 10_000)
+            ep.target_bytes = max(ep.target_bytes // 2, MIN_TARGET_BYTES)
         return self._interpret(ep, resp, calls, chunk, ids)
 
     def _interpret(
@@ -325,14 +326,11 @@ class RpcTransport:
         ids: dict[int, int],
     ) -> list[tuple[int, Any]]:
         retry_all = [(i, _RETRY) for i in chunk]
-        if resp.status_code == 413:  # request (batch) too large
-            return (
-                retry_all
-                if self._batch_refused(ep, len(chunk))
-                else self._fail_all(
-                    ep, calls, chunk, "HTTP 413: request too large even alone"
-                )
-            )
+        if resp.status_code == 413 and not _is_json(resp):  # the batch is too large
+            if self._batch_refused(ep, len(chunk)):
+                return retry_all
+            what = "HTTP 413: request too large even alone"
+            return self._fail_all(ep, calls, chunk, what)
         if resp.status_code == 429:
             self.rate_wait(ep, resp.headers.get("retry-after"))
             return [(i, _WAITED) for i in chunk]
@@ -378,6 +376,7 @@ class RpcTransport:
         except ValueError:
             if len(chunk) > 1:  # a body cut off at the provider's size cap
                 self._response_capped(ep, len(resp.content))
+                self._shrink(ep, calls, chunk)
                 return _Outcome([(i, _RETRY) for i in chunk])
             what = "the answer is not JSON (cut off?)"
             return _Outcome(self._fail_all(ep, calls, chunk, what))
@@ -485,9 +484,18 @@ class RpcTransport:
                 lim.max_batch += gap // 2
                 self.limits_changed = True
 
+    def _shrink(self, ep: Endpoint, calls: Sequence[Call], chunk: list[int]) -> None:
+        """The next batch like this one holds at most half as many calls."""
+        with self._lock:
+            ep.target_bytes = max(ep.target_bytes // 2, MIN_TARGET_BYTES)
+            key = _cost_key(calls[chunk[0]])
+            per_call = 2 * ep.budget_bytes() // len(chunk) + 1
+            known = ep.limits.bytes_per_call.get(key, 0)
+            ep.limits.bytes_per_call[key] = max(known, per_call)
+
     def _response_capped(self, ep: Endpoint, size: int) -> None:
         with self._lock:
-            size = max(size, 50_000)
+            size = max(size, 2 * MIN_TARGET_BYTES)
             cap = ep.limits.max_response_bytes
             if cap is None or size < cap:
                 ep.limits.max_response_bytes = size
