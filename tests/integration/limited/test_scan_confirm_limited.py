@@ -173,5 +173,6 @@ def test_learnt_limits_are_kept_so_the_next_pass_does_not_fail_first(
         second.close()
         again = emu.snapshot()
     (limits,) = learnt.values()
-    assert limits.max_batch is not None and limits.max_batch <= 5
+    assert limits.max_batch is not None
+    assert limits.max_batch <= 5
     assert again["limited"] == {}
