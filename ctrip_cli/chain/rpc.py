@@ -337,7 +337,10 @@ class RpcTransport:
         replies = self._decode(ep, resp, calls, chunk)
         if not isinstance(replies, list):
             return replies.outcome
-        self._measure(ep, calls, chunk, len(resp.content))
+        answered = sum(
+            1 for r in replies if isinstance(r, dict) and r.get("error") is None
+        )
+        self._measure(ep, calls, chunk, len(resp.content), answered)
         by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
         if len(chunk) == 1 and len(by_id) == 1 and not by_id.keys() & ids.keys():
             by_id = {next(iter(ids)): next(iter(by_id.values()))}  # a sloppy id echo
@@ -503,13 +506,19 @@ class RpcTransport:
             ep.target_bytes = min(ep.target_bytes, size // 2)
 
     def _measure(
-        self, ep: Endpoint, calls: Sequence[Call], chunk: list[int], size: int
+        self,
+        ep: Endpoint,
+        calls: Sequence[Call],
+        chunk: list[int],
+        size: int,
+        answered: int,
     ) -> None:
+        """Bytes per answered call (error entries are small and would skew it)."""
         keys = {_cost_key(calls[i]) for i in chunk}
-        if len(keys) != 1:
+        if len(keys) != 1 or not answered:
             return
         (key,) = keys
-        per_call = max(size // len(chunk), 1)
+        per_call = max(size // answered, 1)
         with self._lock:
             old = ep.limits.bytes_per_call.get(key)
             new = per_call if old is None else (old + per_call) // 2
