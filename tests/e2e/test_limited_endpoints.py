@@ -38,7 +38,6 @@ PROFILES = [
     ("hosted", {"max_batch_calls": 4, "logs_max_blocks": 3}, "batch_too_large"),
     ("public", {"rate_limit_calls_per_s": 40}, "method_missing"),
     ("no-batch", {}, "no_batching"),
-    ("geth", {"max_batch_response_bytes": 20_000, "latency_s": 0.01}, None),
 ]
 
 
