@@ -96,7 +96,8 @@ def test_private_targets_resolve_when_allowed():
         ("http://example.com/hook", True, "plain http is refused"),
         ("ftp://example.com/", False, "not an http(s) URL"),
         ("https:///nohost", False, "not an http(s) URL"),
-        ("https://example.com:99999/", False, "not a valid URL"),
+        ("https://example.com:99999/", False, "port '99999' is not a number"),
+        ("https://[::1/", False, "not a valid URL"),
     ],
 )
 def test_url_rules_before_any_lookup(url, https, problem):
