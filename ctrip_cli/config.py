@@ -353,14 +353,24 @@ def _mnemonic(env: Mapping[str, str]) -> SecretStr | None:
     return SecretStr(words)
 
 
+# 24 words of at most 8 letters and their spaces fit in 216 bytes.
+MAX_MNEMONIC_FILE_BYTES = 4_096
+
+
 def _read_mnemonic_file(file: Path) -> str:
     try:
-        data = file.read_bytes()
-        mode, gid = (st := file.stat()).st_mode, st.st_gid
+        with file.open("rb") as f:
+            data = f.read(MAX_MNEMONIC_FILE_BYTES + 1)
+            mode, gid = (st := os.fstat(f.fileno())).st_mode, st.st_gid
     except OSError as exc:
         raise ConfigError(
             f"CTRIP_MNEMONIC_FILE: cannot read {file} ({exc.strerror})"
         ) from None
+    if len(data) > MAX_MNEMONIC_FILE_BYTES:
+        raise ConfigError(
+            f"CTRIP_MNEMONIC_FILE: {file} is larger than a mnemonic "
+            f"({MAX_MNEMONIC_FILE_BYTES:,} bytes at most)"
+        )
     # Group-readable is fine when the group is this process's own: Kubernetes makes a
     # secret file 0440 with the pod's fsGroup whatever defaultMode says
     # (kubernetes/kubernetes#57923).
@@ -377,6 +387,7 @@ def _read_mnemonic_file(file: Path) -> str:
 
 # ASCII digits only: int() and float() also take `１２`, `1_000` and `inf`.
 _WHOLE = re.compile(r"^[+-]?[0-9]{1,18}$", re.ASCII)
+_ASCII_SPACE = " \t\r\n"
 _DECIMAL = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,9})?$", re.ASCII)
 
 
@@ -384,7 +395,7 @@ def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw in (None, ""):
         return default
-    if not _WHOLE.match(raw.strip()):
+    if not _WHOLE.match(raw.strip(_ASCII_SPACE)):
         raise ConfigError(f"{name}: {raw!r} is not a whole number")
     return int(raw)
 
@@ -393,7 +404,7 @@ def _seconds_env(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw in (None, ""):
         return default
-    if not _DECIMAL.match(raw.strip()):
+    if not _DECIMAL.match(raw.strip(_ASCII_SPACE)):
         raise ConfigError(f"{name}: {raw!r} is not a number of seconds (e.g. 2.5)")
     return float(raw)
 

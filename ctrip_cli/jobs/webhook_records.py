@@ -2,8 +2,8 @@
 
 The batch is written in one savepoint. If the database refuses it (a value it cannot
 store: a NUL character on PostgreSQL, a too-long value in a column of an older schema),
-each event is written in its own savepoint, and an event whose attempt row is still
-refused is recorded without it, its error saying why. Every event's state moves on, so
+each event is written in its own savepoint, again with NULs replaced if need be, and an
+event whose attempt row is still refused is recorded without it, its error saying why. Every event's state moves on, so
 no event is re-sent for ever because its outcome could not be stored.
 """
 
@@ -56,13 +56,15 @@ def _record_one(
     attempts: list[dict[str, Any]],
     update: dict[str, Any],
 ) -> None:
-    try:
-        _write(session, owner, attempts, [update])
-        return
-    except (exc.OperationalError, exc.InterfaceError):
-        raise
-    except (exc.DBAPIError, ValueError) as e:
-        why = _why(e)
+    why = None
+    for rows in (attempts, [_storable(row) for row in attempts]):
+        try:
+            _write(session, owner, rows, [update])
+            return
+        except (exc.OperationalError, exc.InterfaceError):
+            raise
+        except (exc.DBAPIError, ValueError) as e:
+            why = why or _why(e)
     log.warning("event %s: its attempt could not be recorded (%s)", update["id"], why)
     note = f"the attempt could not be recorded ({why})"
     _write(session, owner, [], [update | {"last_error": note}])
@@ -78,6 +80,14 @@ def _write(
         queries.record_webhook_results(
             session, owner=owner, attempts=attempts, updates=updates
         )
+
+
+def _storable(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with NUL characters (PostgreSQL text cannot hold them) replaced."""
+    return {
+        k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v
+        for k, v in row.items()
+    }
 
 
 def _why(e: Exception) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import httpcore
 
 from ctrip_cli import urls
+from ctrip_cli.errors import WebhookError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -88,6 +89,32 @@ def check_addresses(host: str, addresses: Iterable[str]) -> list[str]:
     if not checked:
         raise UnsafeAddressError(f"{host} resolves to no address")
     return checked
+
+
+def install_pool(transport: Any, pool: httpcore.AsyncConnectionPool) -> None:
+    """Make `pool` (whose backend is the guard) the connection pool of an httpx
+    transport.
+
+    httpx has no public hook for the network backend, so the transport's private
+    `_pool` is replaced; pyproject.toml pins the httpx releases this is tested with.
+    Should a release rename or restructure it, sending stops here rather than going
+    out unguarded.
+
+    Raises:
+        WebhookError: the transport has no httpcore pool where one is expected.
+    """
+    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
+        raise WebhookError(
+            f"httpx {httpx_version()} has no connection pool where the SSRF guard "
+            "goes; install the httpx version pinned in pyproject.toml"
+        )
+    transport._pool = pool
+
+
+def httpx_version() -> str:
+    from importlib.metadata import version
+
+    return version("httpx")
 
 
 def url_problem(url: str, *, require_https: bool) -> str | None:
