@@ -291,7 +291,8 @@ def _read_chains_doc(path: Path | None) -> dict[str, Any]:
         ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("chains"), dict):
         raise ConfigError(
-            "chains: missing; chains.yaml needs a top-level `chains:` mapping"
+            f"chains: missing; {path or 'chains.yaml'} needs a top-level `chains:` "
+            "mapping"
         )
     return doc
 
@@ -342,14 +343,15 @@ def _truthy(value: str | None) -> bool:
 
 def _mnemonic(env: Mapping[str, str]) -> SecretStr | None:
     if env.get("CTRIP_MNEMONIC"):
-        words = env["CTRIP_MNEMONIC"]
+        words, source = env["CTRIP_MNEMONIC"], "CTRIP_MNEMONIC"
     elif env.get("CTRIP_MNEMONIC_FILE"):
-        words = _read_mnemonic_file(Path(env["CTRIP_MNEMONIC_FILE"]))
+        file = Path(env["CTRIP_MNEMONIC_FILE"])
+        words, source = _read_mnemonic_file(file), f"CTRIP_MNEMONIC_FILE {file}"
     else:
         return None
     words = " ".join(words.split())
     if len(words.split()) not in (12, 15, 18, 21, 24):
-        raise ConfigError("CTRIP_MNEMONIC: expected 12, 15, 18, 21 or 24 words")
+        raise ConfigError(f"{source}: expected 12, 15, 18, 21 or 24 words")
     return SecretStr(words)
 
 
