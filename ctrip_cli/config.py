@@ -394,21 +394,25 @@ _DECIMAL = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,9})?$", re.ASCII)
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    if not _WHOLE.match(raw.strip(_ASCII_SPACE)):
-        raise ConfigError(f"{name}: {raw!r} is not a whole number")
-    return int(raw)
+    raw = _checked_env(env, name, _WHOLE, "a whole number")
+    return default if raw is None else int(raw)
 
 
 def _seconds_env(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _checked_env(env, name, _DECIMAL, "a number of seconds (e.g. 2.5)")
+    return default if raw is None else float(raw)
+
+
+def _checked_env(
+    env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str
+) -> str | None:
+    """The variable's value if set and it matches `pattern`; None if unset or empty."""
     raw = env.get(name)
     if raw in (None, ""):
-        return default
-    if not _DECIMAL.match(raw.strip(_ASCII_SPACE)):
-        raise ConfigError(f"{name}: {raw!r} is not a number of seconds (e.g. 2.5)")
-    return float(raw)
+        return None
+    if not pattern.match(raw.strip(_ASCII_SPACE)):
+        raise ConfigError(f"{name}: {raw!r} is not {what}")
+    return raw
 
 
 def _webhooks(env: Mapping[str, str]) -> WebhookSettings:

@@ -147,7 +147,13 @@ def test_cli_exits_2_on_any_broken_chains_yaml(ctrip, cli_env, tmp_path_factory,
     else:
         return  # a harmless mutation; the CLI run is covered elsewhere
     before = row_counts(cli_env["CTRIP_DATABASE_URL"])
-    result = ctrip(
+    result = _create_with(ctrip, path)
+    assert_clean_usage_error(result, loc)
+    assert row_counts(cli_env["CTRIP_DATABASE_URL"]) == before
+
+
+def _create_with(ctrip, path: Path):
+    return ctrip(
         "--chains",
         str(path),
         "payments",
@@ -159,8 +165,6 @@ def test_cli_exits_2_on_any_broken_chains_yaml(ctrip, cli_env, tmp_path_factory,
         "--amount",
         "1",
     )
-    assert_clean_usage_error(result, loc)
-    assert row_counts(cli_env["CTRIP_DATABASE_URL"]) == before
 
 
 @pytest.mark.parametrize("name", ["Local", "has space", "x" * 40, "-dash", "ümlaut"])
@@ -240,17 +244,6 @@ def test_cli_exits_2_on_hostile_chains_yaml(ctrip, cli_env, tmp_path_factory, ca
     path = tmp_path_factory.mktemp("hostile-cli") / "chains.yaml"
     path.write_bytes(data)
     before = row_counts(cli_env["CTRIP_DATABASE_URL"])
-    result = ctrip(
-        "--chains",
-        str(path),
-        "payments",
-        "create",
-        "--chain",
-        "local",
-        "--asset",
-        "ETH",
-        "--amount",
-        "1",
-    )
+    result = _create_with(ctrip, path)
     assert_clean_usage_error(result, needle)
     assert row_counts(cli_env["CTRIP_DATABASE_URL"]) == before
