@@ -29,6 +29,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from ctrip_cli.chain.client import Watched  # noqa: E402
 from ctrip_cli.chain.evm import TRANSFER_TOPIC, EvmChain  # noqa: E402
 from ctrip_cli.config import ScanSettings, load_chains, to_checksum  # noqa: E402
 from ctrip_cli.db import engine as db_engine  # noqa: E402
@@ -159,8 +160,8 @@ def time_read(cfg: Any, chain: dict[str, Any], native_to: set[str]) -> float:
     lo, hi = chain["first"], chain["last"]
     client.checked_head()
     client.block_headers(sorted({lo, *range(max(lo, hi - 63), hi + 1)}))
-    client.token_transfers(lo, hi, [chain["usdc"], chain["dai"]], None)
-    client.native_transfers(lo, hi, native_to)
+    watched = Watched(native_to, [chain["usdc"], chain["dai"]], None)
+    client.transfers(lo, hi, watched)
     client.block_hashes([hi])
     client.close()
     return time.perf_counter() - began

@@ -4,8 +4,8 @@ An endpoint is scheme://host:port of a webhook URL; a host of 253 characters wit
 scheme and port does not fit 255, and an event stored before URLs were validated may
 hold a longer one. Recording such an attempt stopped every delivery pass.
 
-Revision ID: 0002_webhook_endpoint_text
-Revises: 0001_initial
+Revision ID: 0003_webhook_endpoint_text
+Revises: 0002_rpc_endpoint_limits
 Create Date: 2026-12-01 12:00:00
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_webhook_endpoint_text"
-down_revision = "0001_initial"
+revision = "0003_webhook_endpoint_text"
+down_revision = "0002_rpc_endpoint_limits"
 branch_labels = None
 depends_on = None
 
