@@ -246,7 +246,7 @@ def test_garbage_answers_are_rejected_by_endpoint_never_a_traceback(bad: Any) ->
         return _reply([_ok(c, bad) for c in calls], is_batch)
 
     chain, _ = _chain(garbage)
-    with pytest.raises(RpcRejectedError, match="endpoint #1|not found"):
+    with pytest.raises(RpcRejectedError, match=r"endpoint #1|not found"):
         chain.block_headers([1])
     if bad is not None:
         with pytest.raises(RpcRejectedError, match="endpoint #1"):
