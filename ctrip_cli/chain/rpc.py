@@ -231,6 +231,10 @@ class RpcTransport:
         while pending:
             ep = self.preferred
             chunks = self._plan(ep, calls, pending)
+            if _cost_key(calls[pending[0]]) not in ep.limits.bytes_per_call:
+                # Nothing measured yet: one batch at the (cautious) prior first, then
+                # the rest sized by what it weighed.
+                chunks = chunks[:1]
             for idx, value in self._run(calls, chunks):
                 if value is _WAITED:
                     out[idx] = _RETRY
