@@ -20,20 +20,17 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+import benchdb  # noqa: E402
 import cputime  # noqa: E402
 
 from ctrip_cli import lifecycle  # noqa: E402
@@ -48,39 +45,10 @@ from ctrip_cli.db.models import (  # noqa: E402
 )
 from ctrip_cli.payments import create_payment  # noqa: E402
 
-PG_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 CHAINS = REPO / "chains.yaml"
 # A fixed mnemonic of the bench's own (the public test mnemonic would do on the dev
 # chain, but this one proves nothing depends on it).
 MNEMONIC = "legal winner thank year wave sausage worth useful legal winner thank yellow"
-
-
-@contextmanager
-def own_database(kind: str, server_url: str, tmp: Path) -> Iterator[str]:
-    """The URL of a fresh, upgraded database used by this bench only."""
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp / 'create.db'}"
-        _upgrade(url)
-        yield url
-        return
-    name = f"ctrip_bench_create_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(server_url).set(database=name).render_as_string(False)
-        _upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def _upgrade(url: str) -> None:
-    engine = db_engine.make_engine(url)
-    db_engine.upgrade(engine)
-    engine.dispose()
 
 
 def floor_payment(session: Any, now: datetime, n: int) -> None:
@@ -210,16 +178,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--payments", type=int, default=1000)
     parser.add_argument("--cli-runs", type=int, default=9)
-    parser.add_argument(
-        "--database", choices=("sqlite", "postgresql", "both"), default="both"
-    )
-    parser.add_argument(
-        "--database-url",
-        default=PG_SERVER,
-        help="PostgreSQL server to create (and drop) the bench's own database on",
-    )
+    benchdb.add_arguments(parser)
     args = parser.parse_args()
-    kinds = ("sqlite", "postgresql") if args.database == "both" else (args.database,)
+    kinds = benchdb.kinds(args)
     report: dict[str, Any] = {
         "payments": args.payments,
         "load_average_1m": round(os.getloadavg()[0], 2),
@@ -228,7 +189,7 @@ def main() -> None:
     for kind in kinds:
         with (
             tempfile.TemporaryDirectory() as tmp,
-            own_database(kind, args.database_url, Path(tmp)) as url,
+            benchdb.own_database(kind, args.database_url, Path(tmp)) as url,
         ):
             report[kind] = bench_python(url, args.payments)
             report[kind]["cli"] = bench_cli(url, args.cli_runs, Path(tmp))

@@ -26,19 +26,16 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+
+import benchdb  # noqa: E402
 
 from ctrip_cli import lifecycle  # noqa: E402
 from ctrip_cli.config import WebhookSettings  # noqa: E402
@@ -47,7 +44,6 @@ from ctrip_cli.db import queries  # noqa: E402
 from ctrip_cli.jobs import deliver_webhooks as job  # noqa: E402
 
 ANSWER_S = 0.05
-PG_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 BODY = json.dumps(
     {
         "type": "payment.confirmed",
@@ -115,38 +111,6 @@ def start_receiver(endpoints: int) -> tuple[multiprocessing.Process, list[int]]:
 
 
 # --- the sender ----------------------------------------------------------------------
-
-
-@contextmanager
-def own_database(kind: str, server_url: str, tmp: Path) -> Iterator[Any]:
-    """A fresh database for this bench only, upgraded, dropped afterwards.
-
-    For PostgreSQL, `server_url` is only used to create and drop a database of its own:
-    no table is ever created in the database it names.
-    """
-    if kind == "sqlite":
-        engine = db_engine.make_engine(f"sqlite:///{tmp / 'bench.db'}")
-        try:
-            db_engine.upgrade(engine)
-            yield engine
-        finally:
-            engine.dispose()
-        return
-    name = f"ctrip_bench_webhooks_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine = db_engine.make_engine(
-        make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    )
-    try:
-        db_engine.upgrade(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def add_events(engine: Any, urls: list[str]) -> None:
@@ -262,16 +226,9 @@ def main() -> None:
     parser.add_argument("--hang-events", type=int, default=200)
     parser.add_argument("--hang-budget-s", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument(
-        "--database", choices=("sqlite", "postgresql", "both"), default="both"
-    )
-    parser.add_argument(
-        "--database-url",
-        default=PG_SERVER,
-        help="PostgreSQL server to create (and drop) the bench's own database on",
-    )
+    benchdb.add_arguments(parser)
     args = parser.parse_args()
-    kinds = ("sqlite", "postgresql") if args.database == "both" else (args.database,)
+    kinds = benchdb.kinds(args)
 
     report: dict[str, Any] = {
         "answer_ms": ANSWER_S * 1000,
@@ -285,9 +242,11 @@ def main() -> None:
         for kind in kinds:
             with (
                 tempfile.TemporaryDirectory() as tmp,
-                own_database(kind, args.database_url, Path(tmp)) as engine,
+                benchdb.own_database(kind, args.database_url, Path(tmp)) as url,
             ):
+                engine = db_engine.make_engine(url)
                 report[kind] = bench_database(engine, ports, args)
+                engine.dispose()
     finally:
         proc.kill()
     print(json.dumps(report, indent=2))
