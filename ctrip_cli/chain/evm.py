@@ -268,7 +268,11 @@ class EvmChain:
             if receipts is None:
                 return BLOCKS
         # Full blocks need the matched receipts too, and eth_getLogs for the tokens.
-        return RECEIPTS if blocks is None or receipts <= blocks * RECEIPTS_PREMIUM else BLOCKS
+        return (
+            RECEIPTS
+            if blocks is None or receipts <= blocks * RECEIPTS_PREMIUM
+            else BLOCKS
+        )
 
     def _sample(self, number: int) -> None:
         """Read one block both ways, so the transport measures what each costs."""
