@@ -310,12 +310,6 @@ def test_a_batch_answered_with_one_result_object_fails_cleanly(w: World) -> None
     fails_then_settles(w, paid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a reply whose id is a JSON array or object crashes the transport with "
-    "TypeError (unhashable) and a traceback: rpc.py _interpret builds "
-    "{r.get('id'): r} without checking the id's type",
-)
 def test_a_reply_with_an_unhashable_id_fails_cleanly(w: World) -> None:
     paid = pay_both(w)
 
@@ -426,12 +420,6 @@ def test_a_node_echoing_the_url_path_and_query_leaks_nothing(
     settle_honestly(w, paid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a node echoing the Authorization header leaks basic-auth credentials: "
-    "rpc.py _url_secrets masks the user and password of the URL but not the "
-    "base64 'user:password' httpx sends as 'Authorization: Basic ...'",
-)
 def test_a_node_echoing_the_authorization_header_leaks_nothing(w: World) -> None:
     paid = pay_both(w)
     reconfigure(w, secret_url(w.node, userinfo=True))
@@ -472,13 +460,6 @@ def test_http_200_with_html_fails_cleanly(w: World) -> None:
     fails_then_settles(w, paid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="one HTML page answering a batch is taken for a JSON body cut off at a "
-    "response cap (rpc.py _decode -> _response_capped) and that 'cap' is kept in "
-    "rpc_endpoint_limits forever (_response_capped only ever lowers it), so every "
-    "later pass reads in ~2 kB batches",
-)
 def test_one_html_page_does_not_leave_a_response_cap_behind(w: World) -> None:
     paid = pay_both(w)
     answered = {"n": 0}
@@ -515,12 +496,6 @@ def _trickle(h: Any, body: bytes, payload: Any) -> bool:
     return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a body trickling one byte every 0.5 s never trips httpx's read timeout "
-    "(it bounds each read, not the request): rpc.py has no deadline per request, "
-    "so the pass hangs for as long as the node keeps trickling",
-)
 def test_a_trickling_body_ends_the_pass_in_bounded_time(w: World) -> None:
     paid = pay_both(w)
     w.node.raw = _trickle
@@ -557,12 +532,6 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a gzip bomb is inflated whole into memory: rpc.py reads resp.content "
-    "with no cap on the decoded size, so a 4 MB answer becomes 4 GiB and the pass "
-    "dies with MemoryError (a traceback) instead of refusing the answer",
-)
 def test_a_gzip_bomb_is_refused_without_exhausting_memory(w: World) -> None:
     paid = pay_both(w)
     _gzip_bomb()
@@ -616,12 +585,6 @@ def test_odd_retry_after_once_is_waited_within_bounds(
     settle_honestly(w, paid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Retry-After: ² (a Unicode digit, latin-1 \\xb2 on the wire) passes "
-    "str.isdigit() but float() refuses it: rpc.py _retry_after_s raises ValueError "
-    "and the pass ends in a traceback",
-)
 def test_a_retry_after_of_a_superscript_digit_fails_cleanly(w: World) -> None:
     paid = pay_both(w)
 
@@ -650,12 +613,6 @@ def test_429_forever_ends_the_pass_with_exit_1(w: World) -> None:
     settle_honestly(w, paid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="429 forever with 'Retry-After: 0' (or an HTTP date in the past) loops "
-    "without end: rpc.py rate_wait adds 0 s to the wait budget each time, and a "
-    "_WAITED call in settle() never counts as a try, so the pass never stops",
-)
 @pytest.mark.parametrize("retry_after", ["0", "Thu, 01 Jan 1970 00:00:00 GMT"])
 def test_429_forever_with_retry_after_zero_ends_the_pass(
     w: World, retry_after: str
@@ -737,15 +694,6 @@ def _lagging_receipts(w: World, from_block: int, how: str) -> Any:
     return per_call
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="receipts are never checked against the block header: a backend "
-    "answering eth_getBlockReceipts with [] (or with another block's receipts) for "
-    "a block whose header has transactions and a bloom admitting the payment moves "
-    "the cursor past it and the payment is never found (evm.py _by_receipts checks "
-    "no receipt's blockHash/blockNumber; scan_read._check_blooms runs only for "
-    "'logs' reads)",
-)
 @pytest.mark.parametrize("how", ["empty", "previous-block"])
 def test_receipts_that_contradict_the_header_never_move_the_cursor_past_a_payment(
     w: World, how: str
@@ -762,14 +710,6 @@ def test_receipts_that_contradict_the_header_never_move_the_cursor_past_a_paymen
     settle_honestly(w, paid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a log whose blockHash contradicts the canonical block is recorded when "
-    "its block is not among the headers the batch reads (scan_read.read_headers "
-    "reads only the batch's ends and the reorg window; _check_hashes skips blocks "
-    "without a header): the transfer keeps the forged hash and confirm never "
-    "confirms the payment, which stays 'detected' for good",
-)
 def test_logs_with_a_block_hash_the_header_contradicts_are_not_recorded(
     w: World,
 ) -> None:
@@ -801,13 +741,6 @@ def test_logs_with_a_block_hash_the_header_contradicts_are_not_recorded(
     assert all(t[3] != forged for t in w.transfers()), w.transfers()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse.quantity accepts any 256-bit value for block numbers and log "
-    "indexes, which go unchecked into BIGINT/INTEGER columns: on SQLite the insert "
-    "raises OverflowError and the pass ends in a traceback (evm.py _by_receipts "
-    "also never checks a receipt's blockNumber against the block asked)",
-)
 @pytest.mark.parametrize("field", ["blockNumber", "logIndex"])
 def test_huge_quantities_in_receipts_fail_cleanly_and_write_nothing(
     w: World, field: str
@@ -846,12 +779,6 @@ def test_the_call_budget_holds_over_a_whole_pass(w: World) -> None:
     settle_honestly(w, paid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="retries spend no budget: rpc.py _exchange acquires the call budget once "
-    "per batch, then _post resends the same calls after each 5xx (backoff 0.25 s, "
-    "0.5 s ...), so a flaky endpoint is sent several times rpc_max_calls_per_s",
-)
 def test_the_call_budget_holds_while_the_endpoint_answers_5xx(w: World) -> None:
     reconfigure(w, secret_url(w.node), "    rpc_max_calls_per_s: 8")
     paid = pay_both(w)
