@@ -1,0 +1,198 @@
+"""Named statements about recorded transfers: set-based inserts (COPY on PostgreSQL),
+sums, depth, rewinds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    delete,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from ctrip_cli.db.models import (
+    Transfer,
+)
+from ctrip_cli.db.queries._sql import (
+    _COPY_MIN_ROWS,
+    _TRANSFERS,
+    _chunks,
+    _copy,
+    _is_pg,
+)
+
+
+def payment_transfers(session: Session, payment_id: str) -> list[Transfer]:
+    stmt = (
+        select(Transfer)
+        .where(Transfer.payment_id == payment_id)
+        .order_by(Transfer.block_number, Transfer.log_index)
+    )
+    return list(session.scalars(stmt))
+
+
+def last_transfer_blocks(
+    session: Session, payment_ids: Sequence[str]
+) -> dict[str, int]:
+    """The block of each payment's latest recorded transfer (payments without any omitted)."""
+    if not payment_ids:
+        return {}
+    stmt = (
+        select(Transfer.payment_id, func.max(Transfer.block_number))
+        .where(Transfer.payment_id.in_(payment_ids))
+        .group_by(Transfer.payment_id)
+    )
+    return {str(pid): int(block) for pid, block in session.execute(stmt).all()}
+
+
+def transfer_sums(session: Session, ids: Collection[str]) -> dict[str, int]:
+    """Sum of each payment's recorded transfers (0 when it has none)."""
+    sums: dict[str, int] = defaultdict(int)
+    for part in _chunks(sorted(ids)):
+        stmt = select(Transfer.payment_id, Transfer.amount).where(
+            Transfer.payment_id.in_(part)
+        )
+        for pid, amount in session.execute(stmt):
+            if pid is not None:
+                sums[pid] += int(amount)
+    return {pid: sums.get(pid, 0) for pid in ids}
+
+
+_TRANSFER_COLS = (
+    "chain",
+    "tx_hash",
+    "log_index",
+    "block_number",
+    "block_hash",
+    "from_address",
+    "to_address",
+    "token_address",
+    "amount",
+    "payment_id",
+    "created_at",
+)
+
+
+_COLS = (
+    "chain, tx_hash, log_index, block_number, block_hash, from_address, to_address, "
+    "token_address, amount, payment_id, created_at"
+)
+
+
+_COPY_IN = "COPY transfers_in (" + _COLS + ") FROM STDIN"
+
+
+_INSERT_FROM_COPY = (  # constant column names only: nothing from outside
+    "INSERT INTO transfers (" + _COLS + ") SELECT " + _COLS + " FROM transfers_in "  # noqa: S608
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
+
+
+def insert_transfers(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """INSERT ... ON CONFLICT DO NOTHING on (chain, tx_hash, log_index); returns how
+    many rows were new.
+
+    Many rows on PostgreSQL go through COPY into a temporary table first: measured
+    2-5x faster than a multi-row INSERT of the same rows.
+    """
+    if not rows:
+        return 0
+    if _is_pg(session) and len(rows) >= _COPY_MIN_ROWS:
+        return _copy_transfers(session, rows)
+    stmt: Any = (pg_insert if _is_pg(session) else sqlite_insert)(_TRANSFERS)
+    stmt = stmt.on_conflict_do_nothing().returning(_TRANSFERS.c.id)
+    return len(session.execute(stmt, list(rows)).all())
+
+
+def _copy_transfers(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    session.execute(
+        text(
+            "CREATE TEMP TABLE IF NOT EXISTS transfers_in "
+            "(LIKE transfers INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+    )
+    _copy(session, _COPY_IN, _TRANSFER_COLS, rows, lines=_transfer_lines(rows))
+    new = len(session.execute(text(_INSERT_FROM_COPY)).all())
+    session.execute(text("DELETE FROM transfers_in"))
+    return new
+
+
+def _transfer_lines(rows: Sequence[dict[str, Any]]) -> Iterable[str]:
+    """COPY lines of transfer rows, fast: every field is a validated chain name, hex,
+    an id, a number or a UTC time, none of which needs escaping."""
+    null = "\\N"
+    for r in rows:
+        fields = (
+            r["chain"],
+            r["tx_hash"],
+            r["log_index"],
+            r["block_number"],
+            r["block_hash"],
+            r["from_address"] or null,
+            r["to_address"],
+            r["token_address"] or null,
+            r["amount"],
+            r["payment_id"] or null,
+            r["created_at"].isoformat(),
+        )
+        yield "\t".join(map(str, fields)) + "\n"
+
+
+def delete_transfers_above(session: Session, chain: str, number: int) -> set[str]:
+    """Delete transfers of blocks above `number`; returns the payments they counted for."""
+    stmt = select(Transfer.payment_id).where(
+        Transfer.chain == chain, Transfer.block_number > number
+    )
+    affected = {pid for pid in session.scalars(stmt) if pid is not None}
+    session.execute(
+        delete(Transfer).where(Transfer.chain == chain, Transfer.block_number > number)
+    )
+    return affected
+
+
+def transfer_blocks(
+    session: Session, chain: str, lo: int, hi: int
+) -> dict[int, set[str]]:
+    """Block number → recorded block hashes, for transfers in [lo, hi]."""
+    stmt = select(Transfer.block_number, Transfer.block_hash).where(
+        Transfer.chain == chain, Transfer.block_number.between(lo, hi)
+    )
+    out: dict[int, set[str]] = defaultdict(set)
+    for n, h in session.execute(stmt):
+        out[int(n)].add(str(h))
+    return dict(out)
+
+
+def delete_transfers_in_blocks(
+    session: Session, chain: str, stale: Collection[tuple[int, str]]
+) -> set[str]:
+    """Delete transfers recorded in (number, hash) blocks that are no longer canonical."""
+    affected: set[str] = set()
+    for number, block_hash in stale:
+        where = (
+            Transfer.chain == chain,
+            Transfer.block_number == number,
+            Transfer.block_hash == block_hash,
+        )
+        affected.update(
+            p for p in session.scalars(select(Transfer.payment_id).where(*where)) if p
+        )
+        session.execute(delete(Transfer).where(*where))
+    return affected
+
+
+def transfers_of(session: Session, ids: Collection[str]) -> dict[str, list[Transfer]]:
+    out: dict[str, list[Transfer]] = defaultdict(list)
+    for part in _chunks(sorted(ids)):
+        for t in session.scalars(select(Transfer).where(Transfer.payment_id.in_(part))):
+            if t.payment_id is not None:
+                out[t.payment_id].append(t)
+    return dict(out)
