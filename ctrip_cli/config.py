@@ -168,6 +168,10 @@ class SweepSettings(_Model):
     gas_payer_path: str = DEFAULT_GAS_PAYER_PATH
     # Replacement fee bump; nodes demand >= +10% on both fees, so +12.5% by default.
     fee_bump_bps: int = Field(default=1_250, ge=1_000, le=100_000)
+    # Money arriving after a payment's sweep is swept again only from this share of
+    # the payment's amount (1% by default): less is not worth a transaction, nor, for
+    # a token, the gas payer's top-up.
+    min_late_sweep_bps: int = Field(default=100, ge=0, le=10_000)
 
 
 class WebhookSettings(_Model):

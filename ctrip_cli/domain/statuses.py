@@ -51,5 +51,5 @@ LIVE_SWEEP_STATES = (
 
 class SweepKind(StrEnum):
     NATIVE = "native"
-    TOKEN = "token"
+    TOKEN = "token"  # noqa: S105 - an ERC-20 sweep, not a credential
     TOPUP = "topup"

@@ -76,24 +76,34 @@ def cursor_position(session: Session, chain: str) -> tuple[int, str] | None:
 
 
 def set_cursor(
-    session: Session, chain: str, number: int, block_hash: str, now: datetime
+    session: Session,
+    chain: str,
+    number: int,
+    block_hash: str,
+    now: datetime,
+    block_time: datetime | None = None,
 ) -> None:
-    """Upsert the chain's cursor."""
+    """Upsert the chain's cursor (`block_time`: the block's timestamp, if known)."""
     values = {
-        "chain": chain,
         "block_number": number,
         "block_hash": block_hash,
+        "block_time": block_time,
         "updated_at": now,
     }
     stmt: Any = (pg_insert if _is_pg(session) else sqlite_insert)(ScanCursor).values(
-        **values
+        chain=chain, **values
     )
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["chain"],
-            set_={"block_number": number, "block_hash": block_hash, "updated_at": now},
+    session.execute(stmt.on_conflict_do_update(index_elements=["chain"], set_=values))
+
+
+def cursor_time(session: Session, chain: str) -> tuple[int, datetime | None] | None:
+    """(cursor block, its timestamp or None when unknown); None before the first scan."""
+    row = session.execute(
+        select(ScanCursor.block_number, ScanCursor.block_time).where(
+            ScanCursor.chain == chain
         )
-    )
+    ).first()
+    return None if row is None else (int(row[0]), row[1])
 
 
 def scanned_hashes(session: Session, chain: str, *, since: int) -> dict[int, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -18,9 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from ctrip_cli.db.models import (
-    Transfer,
-)
+from ctrip_cli.db.models import Payment, Transfer
 from ctrip_cli.db.queries._sql import (
     _COPY_MIN_ROWS,
     _TRANSFERS,
@@ -66,6 +65,54 @@ def transfer_sums(session: Session, ids: Collection[str]) -> dict[str, int]:
     return {pid: sums.get(pid, 0) for pid in ids}
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What a payment's recorded transfers add up to."""
+
+    total: int = 0
+    on_time: int = 0  # in blocks whose timestamp is before the payment's deadline
+
+
+def received_sums(session: Session, ids: Collection[str]) -> dict[str, Received]:
+    """Each payment's received total and its on-time part (zero-value rows count for
+    nothing; a row without a block time is judged by when it was recorded)."""
+    total: dict[str, int] = defaultdict(int)
+    on_time: dict[str, int] = defaultdict(int)
+    for part in _chunks(sorted(ids)):
+        stmt = (
+            select(
+                Transfer.payment_id,
+                Transfer.amount,
+                Transfer.block_time,
+                Transfer.created_at,
+                Payment.expires_at,
+            )
+            .join(Payment, Payment.id == Transfer.payment_id)
+            .where(Transfer.payment_id.in_(part))
+        )
+        for pid, amount, block_time, created_at, expires_at in session.execute(stmt):
+            pid = str(pid)
+            total[pid] += int(amount)
+            if (block_time or created_at) < expires_at:
+                on_time[pid] += int(amount)
+    return {pid: Received(total[pid], on_time[pid]) for pid in ids}
+
+
+def deep_sums(
+    session: Session, ids: Collection[str], *, deepest_block: int
+) -> dict[str, int]:
+    """Each payment's received amount in blocks at or below `deepest_block` (money a
+    reorg can no longer take back)."""
+    sums: dict[str, int] = defaultdict(int)
+    for part in _chunks(sorted(ids)):
+        stmt = select(Transfer.payment_id, Transfer.amount).where(
+            Transfer.payment_id.in_(part), Transfer.block_number <= deepest_block
+        )
+        for pid, amount in session.execute(stmt):
+            sums[str(pid)] += int(amount)
+    return {pid: sums.get(pid, 0) for pid in ids}
+
+
 _TRANSFER_COLS = (
     "chain",
     "tx_hash",
@@ -78,12 +125,13 @@ _TRANSFER_COLS = (
     "amount",
     "payment_id",
     "created_at",
+    "block_time",
 )
 
 
 _COLS = (
     "chain, tx_hash, log_index, block_number, block_hash, from_address, to_address, "
-    "token_address, amount, payment_id, created_at"
+    "token_address, amount, payment_id, created_at, block_time"
 )
 
 
@@ -142,6 +190,7 @@ def _transfer_lines(rows: Sequence[dict[str, Any]]) -> Iterable[str]:
             r["amount"],
             r["payment_id"] or null,
             r["created_at"].isoformat(),
+            r["block_time"].isoformat() if r.get("block_time") else null,
         )
         yield "\t".join(map(str, fields)) + "\n"
 

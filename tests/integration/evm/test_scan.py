@@ -136,6 +136,10 @@ def test_late_payment_is_detected_and_flagged(world: ScanWorld) -> None:
     pid = world.pay("ETH", "1", expires_in_s=60)
     world.scan()
     world.clock += timedelta(minutes=2)
+    world.anvil.rpc("evm_increaseTime", 120)  # the chain's clock passes the deadline
+    world.anvil.mine(1)
+    assert world.confirm().expired == 0  # the scan has not read past it yet
+    world.scan()
     assert world.confirm().expired == 1
     address = world.payment(pid).address
 
