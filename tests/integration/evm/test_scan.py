@@ -4,7 +4,7 @@ partial, over- and late payments, reverted transactions, failover, lagging nodes
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -133,6 +133,9 @@ def test_overpayment_is_recorded_and_flagged(world: ScanWorld) -> None:
 
 
 def test_late_payment_is_detected_and_flagged(world: ScanWorld) -> None:
+    head = world.anvil.get_block("latest")
+    assert head is not None  # the passes' clock follows the chain's
+    world.clock = datetime.fromtimestamp(int(head["timestamp"], 16), UTC)
     pid = world.pay("ETH", "1", expires_in_s=60)
     world.scan()
     world.clock += timedelta(minutes=2)

@@ -107,9 +107,7 @@ def test_expires_only_what_the_scan_read_past(session, chain, cfg, now) -> None:
     # The scan lags: its cursor block was mined 5 s before the deadline, so a payment
     # mined in time may be in the blocks it has not read yet.
     p = make_payment(session, now, expires_at=now - timedelta(seconds=1))
-    scan_job.run(
-        session, chain, cfg=cfg, now=now, settings=ScanSettings(), to_block=5
-    )
+    scan_job.run(session, chain, cfg=cfg, now=now, settings=ScanSettings(), to_block=5)
     session.expunge_all()
 
     lagging = run_confirm(session, chain, cfg, now)
