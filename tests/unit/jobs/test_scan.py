@@ -3,9 +3,8 @@ over-payments, reorgs, lagging nodes, the starting block and the recipient filte
 
 from __future__ import annotations
 
-import json
-
 import itertools
+import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any
