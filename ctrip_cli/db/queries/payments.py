@@ -36,6 +36,7 @@ from ctrip_cli.db.queries._sql import (
     _copy,
     _is_pg,
 )
+from ctrip_cli.domain.statuses import PaymentStatus
 
 
 def allocate_deposit_index(session: Session) -> int:
@@ -137,8 +138,10 @@ def _watched(chain: str, statuses: Collection[str], expired_since: datetime) -> 
     # ones for the same window after settlement (a customer paying twice).
     return (Payment.chain == chain) & or_(
         Payment.status.in_(list(statuses)),
-        (Payment.status == "expired") & (Payment.expires_at >= expired_since),
-        (Payment.status == "settled") & (Payment.settled_at >= expired_since),
+        (Payment.status == PaymentStatus.EXPIRED)
+        & (Payment.expires_at >= expired_since),
+        (Payment.status == PaymentStatus.SETTLED)
+        & (Payment.settled_at >= expired_since),
     )
 
 
@@ -306,6 +309,8 @@ def payments_by_status(session: Session, chain: str, status: str) -> list[Paymen
 
 def overdue_pending(session: Session, chain: str, now: datetime) -> list[Payment]:
     stmt = select(Payment).where(
-        Payment.chain == chain, Payment.status == "pending", Payment.expires_at <= now
+        Payment.chain == chain,
+        Payment.status == PaymentStatus.PENDING,
+        Payment.expires_at <= now,
     )
     return list(session.scalars(stmt.order_by(Payment.expires_at)))
