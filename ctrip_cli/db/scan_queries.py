@@ -24,7 +24,6 @@ from ctrip_cli.db.queries import (
     set_late,
     set_statuses,
     transfer_blocks,
-    transfer_sums,
     transfers_of,
     watched_addresses,
 )
@@ -51,7 +50,6 @@ __all__ = [
     "set_late",
     "set_statuses",
     "transfer_blocks",
-    "transfer_sums",
     "transfers_of",
     "watched_addresses",
 ]

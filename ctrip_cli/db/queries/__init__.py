@@ -39,7 +39,6 @@ from ctrip_cli.db.queries.payments import (
     payments_by_status,
     set_amounts_received,
     set_late,
-    set_payment_status,
     set_statuses,
     watched_addresses,
 )
@@ -68,7 +67,6 @@ from ctrip_cli.db.queries.sweeps import (
     sweep_candidates,
     sweep_links,
     sweep_purpose_states,
-    swept_payments,
     swept_unsettled,
 )
 from ctrip_cli.db.queries.transfers import (
@@ -77,11 +75,9 @@ from ctrip_cli.db.queries.transfers import (
     delete_transfers_above,
     delete_transfers_in_blocks,
     insert_transfers,
-    last_transfer_blocks,
     payment_transfers,
     received_sums,
     transfer_blocks,
-    transfer_sums,
     transfers_of,
 )
 
@@ -118,7 +114,6 @@ __all__ = [
     "insert_ignore",
     "insert_transfers",
     "last_job_runs",
-    "last_transfer_blocks",
     "link_sweep_payments",
     "list_payments",
     "list_webhook_events",
@@ -142,15 +137,12 @@ __all__ = [
     "set_amounts_received",
     "set_cursor",
     "set_late",
-    "set_payment_status",
     "set_statuses",
     "sweep_candidates",
     "sweep_links",
     "sweep_purpose_states",
-    "swept_payments",
     "swept_unsettled",
     "transfer_blocks",
-    "transfer_sums",
     "transfers_of",
     "watched_addresses",
     "webhook_attempts",

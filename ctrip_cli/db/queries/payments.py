@@ -85,29 +85,6 @@ def payment_history(session: Session, payment_id: str) -> list[PaymentStatusChan
     return list(session.scalars(stmt))
 
 
-def set_payment_status(
-    session: Session,
-    payment: Payment,
-    *,
-    expected: str,
-    to: str,
-    now: datetime,
-    **extra: Any,
-) -> bool:
-    """Guarded `UPDATE payments SET status = :to WHERE id = :id AND status = :expected`."""
-    result = session.execute(
-        update(Payment)
-        .where(Payment.id == payment.id, Payment.status == expected)
-        .values(status=to, updated_at=now, **extra)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(result, "rowcount", 0) != 1:
-        return False
-    for key, value in {"status": to, "updated_at": now, **extra}.items():
-        setattr(payment, key, value)
-    return True
-
-
 def add_status_change(
     session: Session,
     payment_id: str,

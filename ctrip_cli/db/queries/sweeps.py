@@ -187,17 +187,6 @@ def link_sweep_payments(
     )
 
 
-def swept_payments(session: Session, sweep_tx_id: int) -> list[Payment]:
-    """The payments a sweep (identified by its first attempt) settles."""
-    stmt = (
-        select(Payment)
-        .join(SweepPayment, SweepPayment.payment_id == Payment.id)
-        .where(SweepPayment.sweep_tx_id == sweep_tx_id)
-        .order_by(Payment.id)
-    )
-    return list(session.scalars(stmt))
-
-
 def count_sweep_txs_by_state(
     session: Session, chain: str | None = None
 ) -> dict[str, int]:

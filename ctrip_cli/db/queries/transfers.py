@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import (
     delete,
-    func,
     select,
     text,
 )
@@ -36,33 +35,6 @@ def payment_transfers(session: Session, payment_id: str) -> list[Transfer]:
         .order_by(Transfer.block_number, Transfer.log_index)
     )
     return list(session.scalars(stmt))
-
-
-def last_transfer_blocks(
-    session: Session, payment_ids: Sequence[str]
-) -> dict[str, int]:
-    """The block of each payment's latest recorded transfer (payments without any omitted)."""
-    if not payment_ids:
-        return {}
-    stmt = (
-        select(Transfer.payment_id, func.max(Transfer.block_number))
-        .where(Transfer.payment_id.in_(payment_ids))
-        .group_by(Transfer.payment_id)
-    )
-    return {str(pid): int(block) for pid, block in session.execute(stmt).all()}
-
-
-def transfer_sums(session: Session, ids: Collection[str]) -> dict[str, int]:
-    """Sum of each payment's recorded transfers (0 when it has none)."""
-    sums: dict[str, int] = defaultdict(int)
-    for part in _chunks(sorted(ids)):
-        stmt = select(Transfer.payment_id, Transfer.amount).where(
-            Transfer.payment_id.in_(part)
-        )
-        for pid, amount in session.execute(stmt):
-            if pid is not None:
-                sums[pid] += int(amount)
-    return {pid: sums.get(pid, 0) for pid in ids}
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,9 +69,8 @@ def downgrade() -> None:
     op.rename_table('sweep_payments_old', 'sweep_payments')
     with op.batch_alter_table('sweep_payments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sweep_payments_sweep_tx_id'), ['sweep_tx_id'], unique=False)
-    with op.batch_alter_table('scan_cursors', schema=None) as batch_op:
-        batch_op.drop_column('block_time')
-    with op.batch_alter_table('transfers', schema=None) as batch_op:
-        batch_op.drop_column('block_time')
-    with op.batch_alter_table('payments', schema=None) as batch_op:
-        batch_op.drop_column('amount_swept')
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35): a batch copy of `payments`
+    # would have to drop a table other tables reference.
+    op.execute('ALTER TABLE scan_cursors DROP COLUMN block_time')
+    op.execute('ALTER TABLE transfers DROP COLUMN block_time')
+    op.execute('ALTER TABLE payments DROP COLUMN amount_swept')
