@@ -42,8 +42,7 @@ class FakeChain:
         self, chain_id: int = 31337, *, blocks: int = 1, start_time: int = 1_700_000_000
     ) -> None:
         self.id = chain_id
-        self.start_time = start_time  # block n's timestamp is start_time + n (+ skew)
-        self.time_skew_s = 0  # added to the timestamps of blocks produced from now on
+        self.start_time = start_time  # block n's timestamp is start_time + n
         self.round_trips = 0
         self.lag_blocks = 0  # the node reports a head this far behind its tip
         self.log_queries: list[Collection[str] | None] = []
@@ -75,7 +74,7 @@ class FakeChain:
         for _ in range(n):
             number = len(self.blocks)
             parent = self.blocks[-1].header.hash if self.blocks else ZERO_HASH
-            stamp = self.start_time + number + self.time_skew_s
+            stamp = self.start_time + number
             header = BlockHeader(number, self._hash(number), parent, stamp)
             self.blocks.append(_Block(header))
             out.append(header)
