@@ -6,6 +6,7 @@ Every problem is reported with its location, e.g.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -25,11 +26,15 @@ from pydantic import (
     model_validator,
 )
 
+from ctrip_cli import config_yaml, keypaths, redact, urls
 from ctrip_cli.errors import ConfigError
 
+log = logging.getLogger("ctrip")
 DEV_CHAIN_IDS = frozenset({31337, 1337})
-TEST_MNEMONIC = "test test test test test test test test test test test junk"
 DEFAULT_GAS_PAYER_PATH = "m/44'/60'/1'/0/0"
+# Upper bound of durations: far enough for any setting, near enough that `now + it`
+# stays a valid datetime.
+MAX_SECONDS = 10 * 365 * 86_400
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _SYMBOL = re.compile(r"^[A-Za-z0-9.]{1,16}$")
@@ -55,7 +60,8 @@ def checked_address(value: object) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or NaN: `block_time_s: inf` or an infinite timeout would pass `gt=0`.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class NativeConfig(_Model):
@@ -84,7 +90,8 @@ class ChainConfig(_Model):
     """One chain of chains.yaml."""
 
     name: str
-    chain_id: int = Field(gt=0)
+    # EIP-2294 bounds chain ids to floor(MAX_UINT64 / 2) - 36.
+    chain_id: int = Field(gt=0, le=2**63 - 37)
     rpc_urls: list[SecretStr] = Field(min_length=1)
     confirmations: int = Field(default=12, ge=0, le=10_000)
     poa: bool = False
@@ -92,9 +99,9 @@ class ChainConfig(_Model):
     tokens: dict[str, TokenConfig] = Field(default_factory=dict)
     treasury: str | None = None
     max_block_range: int = Field(default=2_000, ge=1, le=100_000)
-    start_block: int | None = Field(default=None, ge=0)
+    start_block: int | None = Field(default=None, ge=0, le=2**63 - 1)
     reorg_depth_blocks: int = Field(default=64, ge=1, le=10_000)
-    block_time_s: float = Field(default=12.0, gt=0)
+    block_time_s: float = Field(default=12.0, gt=0, le=86_400)
     eip1559: bool = True
     # How native transfers are read: whole blocks' receipts (they also carry every
     # token Transfer log), or full blocks; `auto` measures both and takes the cheaper.
@@ -102,7 +109,7 @@ class ChainConfig(_Model):
     # Calls a second, counted per JSON-RPC call (providers bill per call).
     rpc_max_calls_per_s: int | None = Field(default=None, ge=1, le=1_000_000)
     # `status --check` threshold; default max(min_lag_blocks, max_lag_s / block_time_s).
-    max_lag_blocks: int | None = Field(default=None, ge=1)
+    max_lag_blocks: int | None = Field(default=None, ge=1, le=10**9)
 
     @field_validator("treasury")
     @classmethod
@@ -154,9 +161,9 @@ class ScanSettings(_Model):
     address_chunk: int = Field(default=1_000, ge=1, le=10_000)
     # More recipient filters than this per range: fetch the token contracts' Transfer
     # logs unfiltered and match locally (cheaper than ceil(n/address_chunk) queries).
-    max_filter_chunks: int = Field(default=4, ge=1)
+    max_filter_chunks: int = Field(default=4, ge=1, le=10_000)
     # Expired payments stay watched this long, so late funds are still detected.
-    late_window_s: int = Field(default=7 * 86_400, ge=0)
+    late_window_s: int = Field(default=7 * 86_400, ge=0, le=MAX_SECONDS)
     # Blocks per committed batch (None: the chain's max_block_range, which also caps
     # it). Fewer, larger commits measured faster (scripts/bench/README.md).
     batch_blocks: int | None = Field(default=None, ge=1, le=100_000)
@@ -164,8 +171,17 @@ class ScanSettings(_Model):
 
 class SweepSettings(_Model):
     max_fee_share_bps: int = Field(default=1_000, ge=0, le=10_000)
-    stuck_after_s: int = Field(default=180, ge=1)
+    stuck_after_s: int = Field(default=180, ge=1, le=MAX_SECONDS)
     gas_payer_path: str = DEFAULT_GAS_PAYER_PATH
+
+    @field_validator("gas_payer_path")
+    @classmethod
+    def _gas_payer_path(cls, v: str) -> str:
+        problem = keypaths.gas_payer_problem(v)
+        if problem is not None:
+            raise ValueError(f"{v!r}: {problem}")
+        return v
+
     # Replacement fee bump; nodes demand >= +10% on both fees, so +12.5% by default.
     fee_bump_bps: int = Field(default=1_250, ge=1_000, le=100_000)
     # Money arriving after a payment's sweep is swept again only from this share of
@@ -179,11 +195,11 @@ class WebhookSettings(_Model):
     secrets: list[SecretStr] = Field(default_factory=list)
     allow_private: bool = False
     require_https: bool = True
-    timeout_s: float = Field(default=10.0, gt=0)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    max_in_flight: int = Field(default=64, ge=1)
-    per_endpoint: int = Field(default=8, ge=1)
-    lease_s: int = Field(default=120, ge=1)
+    timeout_s: float = Field(default=10.0, gt=0, le=3_600)
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=3_600)
+    max_in_flight: int = Field(default=64, ge=1, le=10_000)
+    per_endpoint: int = Field(default=8, ge=1, le=10_000)
+    lease_s: int = Field(default=120, ge=1, le=MAX_SECONDS)
     # Delay after failed attempt 1, 2, ...; jittered ±15 %. 1 + len() attempts in all.
     retry_ladder_s: tuple[float, ...] = (5, 300, 1_800, 7_200, 18_000, 36_000, 36_000)
 
@@ -191,13 +207,13 @@ class WebhookSettings(_Model):
 class StatusSettings(_Model):
     """Health thresholds of `status --check` and where passes publish metrics."""
 
-    interval_s: int = Field(default=60, ge=1)
-    stale_factor: int = Field(default=5, ge=1)
-    max_lag_s: int = Field(default=300, ge=1)
-    min_lag_blocks: int = Field(default=50, ge=1)
-    sweep_stuck_s: int = Field(default=900, ge=1)
-    webhook_max_due_s: int = Field(default=900, ge=1)
-    probe_timeout_s: float = Field(default=3.0, gt=0)
+    interval_s: int = Field(default=60, ge=1, le=MAX_SECONDS)
+    stale_factor: int = Field(default=5, ge=1, le=1_000)
+    max_lag_s: int = Field(default=300, ge=1, le=MAX_SECONDS)
+    min_lag_blocks: int = Field(default=50, ge=1, le=10**9)
+    sweep_stuck_s: int = Field(default=900, ge=1, le=MAX_SECONDS)
+    webhook_max_due_s: int = Field(default=900, ge=1, le=MAX_SECONDS)
+    probe_timeout_s: float = Field(default=3.0, gt=0, le=3_600)
     metrics_textfile: Path | None = None
     metrics_pushgateway: SecretStr | None = None
 
@@ -261,15 +277,18 @@ def _located(exc: ValidationError, prefix: str) -> list[str]:
 def _read_chains_doc(path: Path | None) -> dict[str, Any]:
     try:
         if path is None:
-            text = (
-                resources.files("ctrip_cli").joinpath("default_chains.yaml").read_text()
+            data = (
+                resources.files("ctrip_cli")
+                .joinpath("default_chains.yaml")
+                .read_bytes()
             )
         else:
-            text = path.read_text()
+            data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read chains file ({exc.strerror})") from None
+    text = _utf8(data, f"{path or 'chains.yaml'}")
     try:
-        doc = yaml.safe_load(text)
+        doc = config_yaml.load(text)
     except yaml.YAMLError as exc:
         # Only the position and the parser's complaint: the offending line itself may
         # hold a literal RPC URL with an API key.
@@ -281,9 +300,19 @@ def _read_chains_doc(path: Path | None) -> dict[str, Any]:
         ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("chains"), dict):
         raise ConfigError(
-            "chains: missing; chains.yaml needs a top-level `chains:` mapping"
+            f"chains: missing; {path or 'chains.yaml'} needs a top-level `chains:` "
+            "mapping"
         )
     return doc
+
+
+def _utf8(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{what}: not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
 
 
 def _chain(name: Any, raw: Any, env: Mapping[str, str]) -> ChainConfig:
@@ -323,31 +352,76 @@ def _truthy(value: str | None) -> bool:
 
 def _mnemonic(env: Mapping[str, str]) -> SecretStr | None:
     if env.get("CTRIP_MNEMONIC"):
-        words = env["CTRIP_MNEMONIC"]
+        words, source = env["CTRIP_MNEMONIC"], "CTRIP_MNEMONIC"
     elif env.get("CTRIP_MNEMONIC_FILE"):
         file = Path(env["CTRIP_MNEMONIC_FILE"])
-        try:
-            words = file.read_text()
-        except OSError as exc:
-            raise ConfigError(
-                f"CTRIP_MNEMONIC_FILE: cannot read {file} ({exc.strerror})"
-            ) from None
+        words, source = _read_mnemonic_file(file), f"CTRIP_MNEMONIC_FILE {file}"
     else:
         return None
     words = " ".join(words.split())
     if len(words.split()) not in (12, 15, 18, 21, 24):
-        raise ConfigError("CTRIP_MNEMONIC: expected 12, 15, 18, 21 or 24 words")
+        raise ConfigError(f"{source}: expected 12, 15, 18, 21 or 24 words")
     return SecretStr(words)
 
 
+# 24 words of at most 8 letters and their spaces fit in 216 bytes.
+MAX_MNEMONIC_FILE_BYTES = 4_096
+
+
+def _read_mnemonic_file(file: Path) -> str:
+    try:
+        with file.open("rb") as f:
+            data = f.read(MAX_MNEMONIC_FILE_BYTES + 1)
+            mode, gid = (st := os.fstat(f.fileno())).st_mode, st.st_gid
+    except OSError as exc:
+        raise ConfigError(
+            f"CTRIP_MNEMONIC_FILE: cannot read {file} ({exc.strerror})"
+        ) from None
+    if len(data) > MAX_MNEMONIC_FILE_BYTES:
+        raise ConfigError(
+            f"CTRIP_MNEMONIC_FILE: {file} is larger than a mnemonic "
+            f"({MAX_MNEMONIC_FILE_BYTES:,} bytes at most)"
+        )
+    # Group-readable is fine when the group is this process's own: Kubernetes makes a
+    # secret file 0440 with the pod's fsGroup whatever defaultMode says
+    # (kubernetes/kubernetes#57923).
+    if mode & 0o004 or (mode & 0o040 and gid != os.getegid()):
+        log.warning(
+            "CTRIP_MNEMONIC_FILE %s is readable by %s (mode %03o); "
+            "`chmod 600` it so only the ctrip user can read the keys",
+            file,
+            "others" if mode & 0o004 else "its group",
+            mode & 0o777,
+        )
+    return _utf8(data, f"CTRIP_MNEMONIC_FILE {file}")
+
+
+# ASCII digits only: int() and float() also take `１２`, `1_000` and `inf`.
+_WHOLE = re.compile(r"^[+-]?[0-9]{1,18}$", re.ASCII)
+_ASCII_SPACE = " \t\r\n"
+_DECIMAL = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,9})?$", re.ASCII)
+
+
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = _checked_env(env, name, _WHOLE, "a whole number")
+    return default if raw is None else int(raw)
+
+
+def _seconds_env(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _checked_env(env, name, _DECIMAL, "a number of seconds (e.g. 2.5)")
+    return default if raw is None else float(raw)
+
+
+def _checked_env(
+    env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str
+) -> str | None:
+    """The variable's value if set and it matches `pattern`; None if unset or empty."""
     raw = env.get(name)
     if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
+        return None
+    if not pattern.match(raw.strip(_ASCII_SPACE)):
+        raise ConfigError(f"{name}: {raw!r} is not {what}")
+    return raw
 
 
 def _webhooks(env: Mapping[str, str]) -> WebhookSettings:
@@ -358,8 +432,10 @@ def _webhooks(env: Mapping[str, str]) -> WebhookSettings:
                 f"CTRIP_WEBHOOK_SECRET[{i}]: expected whsec_ followed by base64 bytes"
             )
     url = env.get("CTRIP_WEBHOOK_URL") or None
-    if url is not None and not re.match(r"^https?://[^\s/]+", url):
-        raise ConfigError(f"CTRIP_WEBHOOK_URL: {url!r} is not an http(s) URL")
+    problem = None if url is None else urls.webhook_url_problem(url)
+    if problem is not None:
+        shown = redact.redact_url(url)
+        raise ConfigError(f"CTRIP_WEBHOOK_URL: {shown!r}: {problem}")
     return WebhookSettings(
         default_url=url,
         secrets=[SecretStr(s) for s in secrets],
@@ -369,13 +445,7 @@ def _webhooks(env: Mapping[str, str]) -> WebhookSettings:
 
 
 def _status(env: Mapping[str, str]) -> StatusSettings:
-    timeout = env.get("CTRIP_STATUS_PROBE_TIMEOUT_S") or "3"
-    try:
-        probe_timeout_s = float(timeout)
-    except ValueError:
-        raise ConfigError(
-            f"CTRIP_STATUS_PROBE_TIMEOUT_S: {timeout!r} is not a number of seconds"
-        ) from None
+    probe_timeout_s = _seconds_env(env, "CTRIP_STATUS_PROBE_TIMEOUT_S", 3.0)
     textfile = env.get("CTRIP_METRICS_TEXTFILE")
     gateway = env.get("CTRIP_METRICS_PUSHGATEWAY")
     return StatusSettings(
@@ -456,6 +526,7 @@ _ENV_NAMES = {
     "sweep_stuck_s": "CTRIP_STATUS_SWEEP_STUCK_S",
     "webhook_max_due_s": "CTRIP_STATUS_WEBHOOK_MAX_DUE_S",
     "probe_timeout_s": "CTRIP_STATUS_PROBE_TIMEOUT_S",
+    "gas_payer_path": "CTRIP_GAS_PAYER_PATH",
 }
 
 

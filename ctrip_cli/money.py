@@ -51,15 +51,18 @@ _DURATION = re.compile(r"^(\d{1,9})([smhd]?)$", re.ASCII)
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration_s(text: str, *, what: str) -> int:
+def parse_duration_s(text: str, *, what: str, max_s: int | None = None) -> int:
     """Parse `90s`, `30m`, `2h`, `1d` (or bare seconds) into whole seconds.
 
     Raises:
-        InputError: not a positive duration.
+        InputError: not a positive duration, or longer than `max_s`.
     """
     match = _DURATION.match(text.strip().lower())
     if match is None or int(match.group(1)) == 0:
         raise InputError(
             f"{what} {text!r}: not a positive duration (e.g. 90s, 30m, 2h, 1d)"
         )
-    return int(match.group(1)) * _UNIT_S[match.group(2)]
+    seconds = int(match.group(1)) * _UNIT_S[match.group(2)]
+    if max_s is not None and seconds > max_s:
+        raise InputError(f"{what} {text!r}: longer than the limit of {max_s:,}s")
+    return seconds

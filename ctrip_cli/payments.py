@@ -7,14 +7,13 @@ with Session(engine) as session, session.begin():
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ctrip_cli import lifecycle
+from ctrip_cli import inputs, lifecycle
 from ctrip_cli.chain.signer import KeyRing
 from ctrip_cli.config import Settings
 from ctrip_cli.db import queries
@@ -22,8 +21,8 @@ from ctrip_cli.db.models import Payment
 from ctrip_cli.errors import InputError
 from ctrip_cli.money import format_units, parse_units
 
-_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
 MAX_EXPIRES_IN_S = 365 * 86_400
+_EXAMPLE_ID = "pay_0123456789abcdef0123456789abcdef"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +62,10 @@ def create_payment(
     )
     if not 0 < expires_in_s <= MAX_EXPIRES_IN_S:
         raise InputError(f"--expires-in {expires_in_s}s: must be between 1s and 365d")
-    if webhook_url is not None and not _URL.match(webhook_url):
-        raise InputError(f"--webhook-url {webhook_url!r}: not an http(s) URL")
-    if reference is not None and (
-        len(reference) > 255 or any(ord(c) < 32 or ord(c) == 127 for c in reference)
-    ):
-        raise InputError(
-            "--reference: at most 255 characters, and no control characters"
-        )
+    if webhook_url is not None:
+        inputs.check_webhook_url(webhook_url)
+    if reference is not None:
+        inputs.check_reference(reference)
     keys = keys or KeyRing.for_chain(settings.mnemonic, cfg)
     index = queries.allocate_deposit_index(session)
     address = keys.deposit_address(index)
@@ -126,6 +121,7 @@ def show_payment(session: Session, payment_id: str) -> PaymentDetail:
     Raises:
         InputError: no payment has this id.
     """
+    inputs.check_id(payment_id, what="payment", example=_EXAMPLE_ID)
     payment = queries.get_payment(session, payment_id)
     if payment is None:
         raise InputError(

@@ -23,9 +23,10 @@ from ctrip_cli.db import engine as db_engine
 PG_ADMIN_URL = os.environ.get(
     "CTRIP_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
+# A mnemonic of the test suite's own: public ones (the BIP-39 vectors, anvil's) are
+# refused on the suite's non-dev `ethereum` chain.
 TEST_MNEMONIC_OWN = (
-    "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon "
-    "abandon about"
+    "run have swamp swim conduct ridge vibrant amount predict result lend sadness"
 )
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[1]

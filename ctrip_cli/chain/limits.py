@@ -115,10 +115,15 @@ _LOGS_TOO_LARGE = re.compile(
     r"response size|query timeout|too wide|too large",
     re.I,
 )
-_RANGE_NUMBER = re.compile(
-    r"(?:limited to (?:a )?|max(?:imum)? (?:block )?range(?: of| is)? ?|"
-    r"up to (?:a )?|range (?:of |limit(?: of)? )?)([\d,]+)\s*(k|K)?",
+# The cap a refusal names, in the wordings above (first group: the number; second:
+# an optional "K" for thousands).
+_RANGE_NUMBERS = (
+    re.compile(r"limit of ([\d,]+)\s*(k)?", re.I),  # Infura
+    re.compile(r"limited to a ([\d,]+)\s*(k)?", re.I),  # QuickNode
+    re.compile(r"max(?:imum)? block range (?:of |is )?([\d,]+)\s*(k)?", re.I),  # geth
+    re.compile(r"up to an? ([\d,]+)\s*(k)?\s*block", re.I),  # Alchemy
 )
+_BATCH_NUMBER = re.compile(r"batch (?:size )?limit (?:of )?(\d+)", re.I)  # Erigon
 _SUGGESTED_RANGE = re.compile(r"\[(0x[0-9a-fA-F]+),\s*(0x[0-9a-fA-F]+)\]")
 
 
@@ -154,11 +159,18 @@ def logs_range_hint(message: str, asked: int) -> int | None:
         lo, hi = (int(x, 16) for x in suggested.groups())
         if 0 <= hi - lo + 1 < asked:
             return max(hi - lo + 1, 1)
-    number = _RANGE_NUMBER.search(message)
-    if number:
-        value = int(number.group(1).replace(",", "")) * (
-            1_000 if number.group(2) else 1
-        )
-        if 0 < value < asked:
-            return value
+    for pattern in _RANGE_NUMBERS:
+        number = pattern.search(message)
+        if number:
+            value = int(number.group(1).replace(",", "")) * (
+                1_000 if number.group(2) else 1
+            )
+            if 0 < value < asked:
+                return value
     return None
+
+
+def batch_limit_hint(message: str) -> int | None:
+    """The batch size a refusal names (Erigon: "batch limit 100 exceeded")."""
+    number = _BATCH_NUMBER.search(message)
+    return int(number.group(1)) if number and int(number.group(1)) > 0 else None

@@ -26,7 +26,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 
-from ctrip_cli.chain.limits import EndpointLimits, Kind, classify, endpoint_key
+from ctrip_cli.chain.limits import (
+    EndpointLimits,
+    Kind,
+    batch_limit_hint,
+    classify,
+    endpoint_key,
+)
 from ctrip_cli.config import ChainConfig
 from ctrip_cli.errors import RpcRejectedError, RpcUnavailableError
 
@@ -35,6 +41,7 @@ log = logging.getLogger("ctrip.rpc")
 Call = tuple[str, Sequence[Any]]
 DEFAULT_MAX_BATCH = 500  # below geth's 1000 (node/defaults.go BatchRequestLimit)
 TARGET_BYTES = 4_000_000  # per response: far below geth's 25 MB, quick to parse
+MIN_TARGET_BYTES = 2_000  # a batch is cut down to single calls before this
 # What a call is expected to return before one has been measured (mainnet-sized).
 PRIOR_BYTES = {
     "eth_getBlockReceipts": 800_000,
@@ -224,6 +231,10 @@ class RpcTransport:
         while pending:
             ep = self.preferred
             chunks = self._plan(ep, calls, pending)
+            if _cost_key(calls[pending[0]]) not in ep.limits.bytes_per_call:
+                # Nothing measured yet: one batch at the (cautious) prior first, then
+                # the rest sized by what it weighed.
+                chunks = chunks[:1]
             for idx, value in self._run(calls, chunks):
                 if value is _WAITED:
                     out[idx] = _RETRY
@@ -304,10 +315,10 @@ class RpcTransport:
         try:
             ep, resp = self._post(payload, method, shrinkable=len(chunk) > 1)
         except _TimedOut as exc:  # the node chokes on the size: ask for less
-            exc.ep.target_bytes = max(exc.ep.target_bytes // 4, 10_000)
+            self._shrink(exc.ep, calls, chunk)
             return [(i, _RETRY) for i in chunk]
         if time.monotonic() - started > self.timeout_s / 2 and len(chunk) > 1:
-            ep.target_bytes = max(ep.target_bytes // 2, 10_000)
+            ep.target_bytes = max(ep.target_bytes // 2, MIN_TARGET_BYTES)
         return self._interpret(ep, resp, calls, chunk, ids)
 
     def _interpret(
@@ -319,21 +330,21 @@ class RpcTransport:
         ids: dict[int, int],
     ) -> list[tuple[int, Any]]:
         retry_all = [(i, _RETRY) for i in chunk]
-        if resp.status_code == 413:  # request (batch) too large
-            return (
-                retry_all
-                if self._batch_refused(ep, len(chunk))
-                else self._fail_all(
-                    ep, calls, chunk, "HTTP 413: request too large even alone"
-                )
-            )
+        if resp.status_code == 413 and not _is_json(resp):  # the batch is too large
+            if self._batch_refused(ep, len(chunk)):
+                return retry_all
+            what = "HTTP 413: request too large even alone"
+            return self._fail_all(ep, calls, chunk, what)
         if resp.status_code == 429:
-            self._rate_wait(ep, resp.headers.get("retry-after"))
+            self.rate_wait(ep, resp.headers.get("retry-after"))
             return [(i, _WAITED) for i in chunk]
         replies = self._decode(ep, resp, calls, chunk)
         if not isinstance(replies, list):
             return replies.outcome
-        self._measure(ep, calls, chunk, len(resp.content))
+        answered = sum(
+            1 for r in replies if isinstance(r, dict) and r.get("error") is None
+        )
+        self._measure(ep, calls, chunk, len(resp.content), answered)
         by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
         if len(chunk) == 1 and len(by_id) == 1 and not by_id.keys() & ids.keys():
             by_id = {next(iter(ids)): next(iter(by_id.values()))}  # a sloppy id echo
@@ -372,6 +383,7 @@ class RpcTransport:
         except ValueError:
             if len(chunk) > 1:  # a body cut off at the provider's size cap
                 self._response_capped(ep, len(resp.content))
+                self._shrink(ep, calls, chunk)
                 return _Outcome([(i, _RETRY) for i in chunk])
             what = "the answer is not JSON (cut off?)"
             return _Outcome(self._fail_all(ep, calls, chunk, what))
@@ -404,10 +416,11 @@ class RpcTransport:
             self._response_capped(ep, size)
             return _RETRY
         if kind is Kind.RATE_LIMITED:
-            self._rate_wait(ep, None)
+            self.rate_wait(ep, None)
             return _WAITED
         if kind in (Kind.BATCH_TOO_LARGE, Kind.NO_BATCHING) and n > 1:
-            self._batch_refused(ep, n, no_batching=kind is Kind.NO_BATCHING)
+            named = batch_limit_hint(message) if kind is Kind.BATCH_TOO_LARGE else None
+            self._batch_refused(ep, n, no_batching=kind is Kind.NO_BATCHING, cap=named)
             return _RETRY
         if kind is Kind.METHOD_MISSING:
             if method not in ep.limits.unsupported:
@@ -427,6 +440,11 @@ class RpcTransport:
     ) -> list[tuple[int, Any]]:
         """One error object for a whole batch (geth: "batch too large")."""
         error = reply.get("error") if isinstance(reply, dict) else None
+        if isinstance(error, dict) and error.get("code") == -32700:
+            # A valid batch answered "parse error" (proxyd, ethereum-optimism/
+            # optimism#2021): the endpoint does not take batches.
+            self._batch_refused(ep, len(chunk), no_batching=True)
+            return [(i, _RETRY) for i in chunk]
         value = self._reply_value(
             ep, calls[chunk[0]][0], {"error": error or reply}, 0, len(chunk)
         )
@@ -442,7 +460,7 @@ class RpcTransport:
     # -- learning --
 
     def _batch_refused(
-        self, ep: Endpoint, n: int, *, no_batching: bool = False
+        self, ep: Endpoint, n: int, *, no_batching: bool = False, cap: int | None = None
     ) -> bool:
         """Learn from a refused batch of `n` calls; False when it cannot shrink."""
         with self._lock:
@@ -453,7 +471,9 @@ class RpcTransport:
                 lim.batching = False
                 log.info("chain %s: %s serves no batches", self.cfg.name, ep.label)
             lim.refused_batch = min(lim.refused_batch or n, n)
-            if lim.max_batch is None or lim.max_batch >= n:
+            if cap is not None and cap < n:
+                lim.max_batch, lim.refused_batch = cap, cap + 1
+            elif lim.max_batch is None or lim.max_batch >= n:
                 lim.max_batch = max(n // 2, 1)
             if lim.max_batch == 1 and lim.refused_batch == 2:
                 lim.batching = False
@@ -471,9 +491,18 @@ class RpcTransport:
                 lim.max_batch += gap // 2
                 self.limits_changed = True
 
+    def _shrink(self, ep: Endpoint, calls: Sequence[Call], chunk: list[int]) -> None:
+        """The next batch like this one holds at most half as many calls."""
+        with self._lock:
+            ep.target_bytes = max(ep.target_bytes // 2, MIN_TARGET_BYTES)
+            key = _cost_key(calls[chunk[0]])
+            per_call = 2 * ep.budget_bytes() // len(chunk) + 1
+            known = ep.limits.bytes_per_call.get(key, 0)
+            ep.limits.bytes_per_call[key] = max(known, per_call)
+
     def _response_capped(self, ep: Endpoint, size: int) -> None:
         with self._lock:
-            size = max(size, 50_000)
+            size = max(size, 2 * MIN_TARGET_BYTES)
             cap = ep.limits.max_response_bytes
             if cap is None or size < cap:
                 ep.limits.max_response_bytes = size
@@ -481,13 +510,19 @@ class RpcTransport:
             ep.target_bytes = min(ep.target_bytes, size // 2)
 
     def _measure(
-        self, ep: Endpoint, calls: Sequence[Call], chunk: list[int], size: int
+        self,
+        ep: Endpoint,
+        calls: Sequence[Call],
+        chunk: list[int],
+        size: int,
+        answered: int,
     ) -> None:
+        """Bytes per answered call (error entries are small and would skew it)."""
         keys = {_cost_key(calls[i]) for i in chunk}
-        if len(keys) != 1:
+        if len(keys) != 1 or not answered:
             return
         (key,) = keys
-        per_call = max(size // len(chunk), 1)
+        per_call = max(size // answered, 1)
         with self._lock:
             old = ep.limits.bytes_per_call.get(key)
             new = per_call if old is None else (old + per_call) // 2
@@ -496,7 +531,7 @@ class RpcTransport:
             if old is None or abs(new - old) * 4 > old:
                 self.limits_changed = True
 
-    def _rate_wait(self, ep: Endpoint, retry_after: str | None) -> None:
+    def rate_wait(self, ep: Endpoint, retry_after: str | None) -> None:
         """Wait as the endpoint asks (or back off), within the pass's wait budget."""
         with self._lock:
             ep.rate_limited_at = time.monotonic()
@@ -543,7 +578,8 @@ class RpcTransport:
                         content=payload,
                         headers={"content-type": "application/json"},
                     )
-                except httpx.TimeoutException as exc:
+                except (httpx.TimeoutException, httpx.RemoteProtocolError) as exc:
+                    # A timeout or a body cut off mid-way: maybe the batch's size.
                     failures.append(f"{ep.label}: {type(exc).__name__}")
                     timeouts += 1
                     continue

@@ -11,7 +11,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ctrip_cli.config import TEST_MNEMONIC, ChainConfig
+from ctrip_cli import keypaths
+from ctrip_cli.chain import public_mnemonics
+from ctrip_cli.config import ChainConfig
 from ctrip_cli.errors import ConfigError
 
 DEPOSIT_PATH = "m/44'/60'/0'/0/{index}"
@@ -53,22 +55,19 @@ class KeyRing:
 
     @classmethod
     def for_chain(cls, mnemonic: SecretStr | None, chain: ChainConfig) -> KeyRing:
-        """The key ring for `chain`, refusing the public test mnemonic off dev chains.
+        """The key ring for `chain`, refusing public test mnemonics off dev chains.
 
         Raises:
-            ConfigError: no mnemonic configured, or the test mnemonic on a real chain.
+            ConfigError: no mnemonic configured, or a public mnemonic on a real chain.
         """
         if mnemonic is None:
             raise ConfigError(
                 "No key material: set CTRIP_MNEMONIC or CTRIP_MNEMONIC_FILE "
                 "(payments create and sweep need it)"
             )
-        if (
-            not chain.is_dev
-            and " ".join(mnemonic.get_secret_value().split()) == TEST_MNEMONIC
-        ):
+        if not chain.is_dev and public_mnemonics.is_public(mnemonic.get_secret_value()):
             raise ConfigError(
-                f"chains.{chain.name}: the public test mnemonic is refused on chain id "
+                f"chains.{chain.name}: a public test mnemonic is refused on chain id "
                 f"{chain.chain_id}; anyone can spend from its addresses. Set your own "
                 "CTRIP_MNEMONIC"
             )
@@ -148,22 +147,15 @@ class KeyRing:
         return account
 
 
-_HARDENED = 2**31
+_HARDENED = keypaths.HARDENED
 _CURVE_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 def _parse_path(path: str) -> tuple[int, ...]:
-    parts = path.split("/")
-    if parts[0] != "m":
-        raise ConfigError(f"derivation path {path!r} is not valid (it starts with m/)")
-    nodes = []
-    for part in parts[1:]:
-        hardened = part.endswith(("'", "H"))
-        digits = part[:-1] if hardened else part
-        if not digits.isascii() or not digits.isdigit() or int(digits) >= _HARDENED:
-            raise ConfigError(f"derivation path {path!r} is not valid")
-        nodes.append(int(digits) + (_HARDENED if hardened else 0))
-    return tuple(nodes)
+    try:
+        return keypaths.parse_path(path)
+    except ValueError as exc:
+        raise ConfigError(f"derivation path {path!r} is not valid ({exc})") from None
 
 
 def _master(seed: bytes) -> tuple[bytes, bytes]:

@@ -12,6 +12,9 @@ from ctrip_cli.cli import app
 if TYPE_CHECKING:
     from ctrip_cli.jobs import deliver_webhooks as job
 
+# A pass is started again by its scheduler; a budget past a day is a typo.
+MAX_TIME_BUDGET_S = 86_400
+
 
 @app.command("deliver-webhooks")
 def deliver_webhooks(
@@ -37,7 +40,9 @@ def deliver_webhooks(
 
     rt = ctx.obj
     with rt.errors():
-        budget_s = parse_duration_s(time_budget, what="--time-budget")
+        budget_s = parse_duration_s(
+            time_budget, what="--time-budget", max_s=MAX_TIME_BUDGET_S
+        )
         settings = rt.settings
         dev_chains = [name for name, chain in settings.chains.items() if chain.is_dev]
         result = rt.run_job(

@@ -49,7 +49,9 @@ def create(
         expires_s = (
             None
             if expires_in is None
-            else parse_duration_s(expires_in, what="--expires-in")
+            else parse_duration_s(
+                expires_in, what="--expires-in", max_s=payments.MAX_EXPIRES_IN_S
+            )
         )
         with rt.open_session() as session, session.begin():
             result = payments.create_payment(

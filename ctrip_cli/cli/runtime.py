@@ -141,12 +141,21 @@ class Runtime:
         body: Callable[[Session], R],
         skipped: Callable[[str], R],
     ) -> R:
-        """Run `body` under the (job, scope) lock and record the run in job_runs."""
+        """Run `body` under the (job, scope) lock and record the run in job_runs.
+
+        Every failure is recorded, so `status` sees it: a CtripError with its message,
+        anything else (a bug, whose traceback follows) by its type only, as its text
+        may hold values the pass was handling.
+        """
+        from ctrip_cli.db import engine as db_engine
         from ctrip_cli.db import locks
 
         started = self.now()
         try:
-            with locks.try_job_lock(self.engine, job, scope) as held:
+            with (
+                db_engine.translate_errors(),
+                locks.try_job_lock(self.engine, job, scope) as held,
+            ):
                 if not held:
                     result = skipped("lock held")
                     self._record(job, scope, started, "skipped", result, None)
@@ -157,6 +166,10 @@ class Runtime:
             self._record(
                 job, scope, started, "error", None, f"{type(exc).__name__}: {exc}"
             )
+            raise
+        except Exception as exc:
+            error = f"unexpected {type(exc).__name__}; see the pass's stderr"
+            self._record(job, scope, started, "error", None, error)
             raise
         self._record(job, scope, started, "ok", result, None)
         return result

@@ -91,6 +91,18 @@ def status(
         raise typer.Exit(3)
 
 
+def _limits(limits: dict[str, object]) -> str:
+    """What the passes learnt the endpoint refuses or caps, e.g. `(max_batch 100)`."""
+    if not limits:
+        return ""
+    parts = []
+    for key, value in sorted(limits.items()):
+        shown = ",".join(str(v) for v in value) if isinstance(value, list) else value
+        label = key if key.startswith("eth_") else key.replace("_", " ")
+        parts.append(f"{label} {shown}")
+    return escape(" (" + "; ".join(parts) + ")")
+
+
 def collect(rt: Runtime, chain: str | None) -> status_job.StatusResult:
     """Probe the chains in use (or `chain`), then read the database."""
     from ctrip_cli.jobs import status as status_job
@@ -172,7 +184,7 @@ def _chain_table(name: str, c: status_job.ChainStatus, now: datetime) -> Table:
         t.add_row("head age", f"{_age(c.head_age_s)} since the head block was mined")
     for e in c.endpoints:
         state = f"[green]up[/] {e.latency_ms} ms" if e.ok else f"[red]down[/] {e.error}"
-        t.add_row("endpoint", f"{escape(e.label)}: {state}")
+        t.add_row("endpoint", f"{escape(e.label)}: {state}{_limits(e.limits)}")
     t.add_row("payments", _counts(c.payments, _PAYMENT_STATUSES))
     s = c.sweeps
     oldest = (

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ctrip_cli import redact
 from ctrip_cli.db import queries
 from ctrip_cli.db.models import Payment
 from ctrip_cli.domain.statuses import EventType, PaymentStatus
@@ -61,7 +62,7 @@ def payment_json(p: Payment) -> dict[str, Any]:
         "late": bool(p.late),
         "overpaid": p.amount_received > p.amount,
         "reference": p.reference,
-        "webhook_url": p.webhook_url,
+        "webhook_url": redact.redact_url(p.webhook_url),
         "created_at": rfc3339(p.created_at),
         "expires_at": rfc3339(p.expires_at),
         "detected_at": rfc3339(p.detected_at),

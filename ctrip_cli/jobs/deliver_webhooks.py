@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from ctrip_cli.config import WebhookSettings
 from ctrip_cli.db import queries
 from ctrip_cli.errors import ConfigError
+from ctrip_cli.jobs import webhook_records
 from ctrip_cli.webhooks import delivery, retry, signing, ssrf
 
 log = logging.getLogger("ctrip.webhooks")
@@ -216,7 +217,7 @@ class _Pass:
         )
         with self.session.begin():
             if updates:
-                queries.record_webhook_results(
+                webhook_records.record(
                     self.session, owner=self.owner, attempts=attempts, updates=updates
                 )
             if not want:
@@ -309,7 +310,7 @@ class _Pass:
             return
         attempts, updates = self._decisions()
         with self.session.begin():
-            queries.record_webhook_results(
+            webhook_records.record(
                 self.session, owner=self.owner, attempts=attempts, updates=updates
             )
 

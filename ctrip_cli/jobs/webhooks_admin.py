@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from ctrip_cli import inputs, redact
 from ctrip_cli.db import queries
 from ctrip_cli.db.models import WebhookEvent
 from ctrip_cli.errors import InputError
@@ -26,22 +26,6 @@ def _iso(at: datetime | None) -> str | None:
     return None if at is None else at.isoformat().replace("+00:00", "Z")
 
 
-def shown_url(url: str | None) -> str | None:
-    """The URL without credentials or query string, which may carry tokens."""
-    if url is None:
-        return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "(not a valid URL)"
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if port:
-        netloc += f":{port}"
-    return f"{parts.scheme}://{netloc}{parts.path}" + ("?…" if parts.query else "")
-
-
 def event_json(event: WebhookEvent) -> dict[str, Any]:
     """An outbox event as `webhooks list --json` shows it (the body is not repeated)."""
     return {
@@ -49,7 +33,7 @@ def event_json(event: WebhookEvent) -> dict[str, Any]:
         "type": event.type,
         "payment_id": event.payment_id,
         "status": event.status,
-        "url": shown_url(event.url),
+        "url": redact.redact_url(event.url),
         "uses_default_url": event.url is None,
         "attempts": event.attempts,
         "next_attempt_at": _iso(event.next_attempt_at)
@@ -98,6 +82,7 @@ def retry(
     if (event_id is None) == (not statuses):
         raise InputError("give an event ID or --all-failed/--all-skipped (not both)")
     if event_id is not None:
+        inputs.check_id(event_id, what="webhook event", example="msg_0123abcd...")
         if queries.get_webhook_event(session, event_id) is None:
             raise InputError(f"webhook event {event_id!r}: no such event")
         ids = queries.requeue_webhook_events(session, now=now, ids=[event_id])

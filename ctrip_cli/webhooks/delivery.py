@@ -79,15 +79,14 @@ def guarded_transport(
 ) -> httpx.AsyncHTTPTransport:
     """A pooled transport whose connections go through the SSRF guard."""
     transport = httpx.AsyncHTTPTransport(verify=tls, trust_env=False)
-    # httpx has no public hook for the network backend, so the pool is rebuilt with the
-    # guard, which resolves, checks and connects to the checked address.
-    transport._pool = httpcore.AsyncConnectionPool(
+    pool = httpcore.AsyncConnectionPool(
         ssl_context=tls,
         max_connections=connections,
         max_keepalive_connections=connections,
         keepalive_expiry=30.0,
         network_backend=ssrf.GuardedBackend(allow_private=settings.allow_private),
     )
+    ssrf.install_pool(transport, pool)
     return transport
 
 

@@ -15,9 +15,11 @@ import socket
 import threading
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpcore
+
+from ctrip_cli import urls
+from ctrip_cli.errors import WebhookError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -30,6 +32,9 @@ _CHECKS = (
     ("is_multicast", "multicast"),
     ("is_private", "private"),
     ("is_reserved", "reserved"),
+    # fec0::/10, deprecated by RFC 3879 but still routed inside some networks;
+    # `is_private` and `is_global` do not cover it.
+    ("is_site_local", "site-local"),
 )
 
 
@@ -55,7 +60,7 @@ def refusal(ip: IPAddress) -> str | None:
             reason = refusal(inner)
             return None if reason is None else f"{reason} ({inner} inside {ip})"
     for attribute, label in _CHECKS:
-        if getattr(ip, attribute):
+        if getattr(ip, attribute, False):  # is_site_local exists for IPv6 only
             return label
     if ip in _CGNAT:
         return "shared address space (CGNAT)"
@@ -86,16 +91,38 @@ def check_addresses(host: str, addresses: Iterable[str]) -> list[str]:
     return checked
 
 
+def install_pool(transport: Any, pool: httpcore.AsyncConnectionPool) -> None:
+    """Make `pool` (whose backend is the guard) the connection pool of an httpx
+    transport.
+
+    httpx has no public hook for the network backend, so the transport's private
+    `_pool` is replaced; pyproject.toml pins the httpx releases this is tested with.
+    Should a release rename or restructure it, sending stops here rather than going
+    out unguarded.
+
+    Raises:
+        WebhookError: the transport has no httpcore pool where one is expected.
+    """
+    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
+        raise WebhookError(
+            f"httpx {httpx_version()} has no connection pool where the SSRF guard "
+            "goes; install the httpx version pinned in pyproject.toml"
+        )
+    transport._pool = pool
+
+
+def httpx_version() -> str:
+    from importlib.metadata import version
+
+    return version("httpx")
+
+
 def url_problem(url: str, *, require_https: bool) -> str | None:
     """Why `url` cannot be a webhook target before any lookup, or None."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return "not a valid URL"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "not an http(s) URL with a host"
-    if require_https and parts.scheme != "https":
+    problem = urls.webhook_url_problem(url)
+    if problem is not None:
+        return problem
+    if require_https and not url.startswith("https:"):
         return "plain http is refused for this chain; use https or CTRIP_WEBHOOK_ALLOW_HTTP=true"
     return None
 

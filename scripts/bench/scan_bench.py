@@ -20,25 +20,23 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from ctrip_cli.chain.client import Watched  # noqa: E402
 from ctrip_cli.chain.evm import TRANSFER_TOPIC, EvmChain  # noqa: E402
 from ctrip_cli.config import ScanSettings, load_chains, to_checksum  # noqa: E402
 from ctrip_cli.db import engine as db_engine  # noqa: E402
-from ctrip_cli.db.models import DepositAddress, Payment  # noqa: E402
 from ctrip_cli.jobs import scan as scan_job  # noqa: E402
+from scripts.bench import pgdb  # noqa: E402
 from tests.evm import ANVIL_ACCOUNTS, Anvil, deploy_token, mint  # noqa: E402
 
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 NOW = datetime.now(UTC).replace(microsecond=0)
 ASSETS = ("ETH", "USDC", "DAI")
 UNIT = {"ETH": 10**15, "USDC": 1_000_000, "DAI": 10**18}
@@ -91,72 +89,25 @@ chains:
 
 def seed_template(name: str, chain: dict[str, Any], open_payments: int) -> None:
     """A migrated database holding `open_payments` pending payments (bulk-inserted)."""
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    engine = db_engine.make_engine(_url(name))
-    db_engine.upgrade(engine)
     tokens = {"ETH": None, "USDC": chain["usdc"], "DAI": chain["dai"]}
     decimals = {"ETH": 18, "USDC": 6, "DAI": 18}
-    with engine.begin() as conn:
-        for start in range(0, open_payments, 20_000):
-            idx = range(start, min(start + 20_000, open_payments))
-            conn.execute(
-                sa.insert(DepositAddress),
-                [
-                    {"derivation_index": i, "address": address(i), "created_at": NOW}
-                    for i in idx
-                ],
-            )
-            conn.execute(
-                sa.insert(Payment), [_payment(i, tokens, decimals) for i in idx]
-            )
-        conn.execute(sa.text("ANALYZE"))
-    engine.dispose()
+
+    def payment(i: int) -> dict[str, Any]:
+        asset = ASSETS[i % 3]
+        return pgdb.pending_payment(
+            i,
+            asset=asset,
+            token=tokens[asset],
+            decimals=decimals[asset],
+            address=address(i),
+            amount=2 * UNIT[asset],
+            now=NOW,
+        )
+
+    pgdb.seed(name, open_payments, address, payment, NOW)
 
 
-def _payment(
-    i: int, tokens: dict[str, str | None], decimals: dict[str, int]
-) -> dict[str, Any]:
-    asset = ASSETS[i % 3]
-    return {
-        "id": f"pay_{i:032d}",
-        "chain": "local",
-        "asset": asset,
-        "token_address": tokens[asset],
-        "decimals": decimals[asset],
-        "address": address(i),
-        "derivation_index": i,
-        "amount": 2 * UNIT[asset],
-        "amount_received": 0,
-        "status": "pending",
-        "late": False,
-        "created_at": NOW - timedelta(minutes=10),
-        "expires_at": NOW + timedelta(days=1),
-        "updated_at": NOW,
-    }
-
-
-def _url(name: str) -> str:
-    return make_url(PG_ADMIN).set(database=name).render_as_string(False)
-
-
-def clone(template: str) -> str:
-    name = f"ctrip_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    admin.dispose()
-    return name
-
-
-def drop(name: str) -> None:
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+_url, clone, drop = pgdb.url, pgdb.clone, pgdb.drop
 
 
 COMMIT_S: list[float] = []
@@ -209,8 +160,8 @@ def time_read(cfg: Any, chain: dict[str, Any], native_to: set[str]) -> float:
     lo, hi = chain["first"], chain["last"]
     client.checked_head()
     client.block_headers(sorted({lo, *range(max(lo, hi - 63), hi + 1)}))
-    client.token_transfers(lo, hi, [chain["usdc"], chain["dai"]], None)
-    client.native_transfers(lo, hi, native_to)
+    watched = Watched(native_to, [chain["usdc"], chain["dai"]], None)
+    client.transfers(lo, hi, watched)
     client.block_hashes([hi])
     client.close()
     return time.perf_counter() - began

@@ -147,7 +147,13 @@ def test_cli_exits_2_on_any_broken_chains_yaml(ctrip, cli_env, tmp_path_factory,
     else:
         return  # a harmless mutation; the CLI run is covered elsewhere
     before = row_counts(cli_env["CTRIP_DATABASE_URL"])
-    result = ctrip(
+    result = _create_with(ctrip, path)
+    assert_clean_usage_error(result, loc)
+    assert row_counts(cli_env["CTRIP_DATABASE_URL"]) == before
+
+
+def _create_with(ctrip, path: Path):
+    return ctrip(
         "--chains",
         str(path),
         "payments",
@@ -159,8 +165,6 @@ def test_cli_exits_2_on_any_broken_chains_yaml(ctrip, cli_env, tmp_path_factory,
         "--amount",
         "1",
     )
-    assert_clean_usage_error(result, loc)
-    assert row_counts(cli_env["CTRIP_DATABASE_URL"]) == before
 
 
 @pytest.mark.parametrize("name", ["Local", "has space", "x" * 40, "-dash", "ümlaut"])
@@ -171,3 +175,75 @@ def test_bad_chain_names_are_refused(tmp_path, name):
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(ConfigError, match="chain names are lowercase"):
         load_chains(path, {})
+
+
+@st.composite
+def hostile(draw: st.DrawFn) -> tuple[bytes, str]:
+    """(document bytes, a text the refusal must contain) for the review's attacks."""
+    kind = draw(st.sampled_from(["bomb", "deep", "duplicate", "bytes", "number"]))
+    if kind == "bomb":
+        levels, width = draw(st.integers(2, 9)), draw(st.integers(2, 12))
+        lines = ["a0: &a0 [" + ",".join(['"x"'] * width) + "]"]
+        lines += [
+            f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * width) + "]"
+            for i in range(1, levels)
+        ]
+        text = "\n".join(lines) + f"\nchains: {{local: *a{levels - 1}}}\n"
+        sizes = [1 + width]  # nodes each anchor stands for, aliases expanded
+        for _ in range(1, levels):
+            sizes.append(1 + width * sizes[-1])
+        document = 1 + sum(1 + n for n in sizes) + 3 + sizes[-1]
+        big = document > 100_000
+        return text.encode(), "aliases expand" if big else "chains.local"
+    if kind == "deep":
+        depth = draw(st.integers(65, 20_000))
+        opener, closer = draw(st.sampled_from([("[", "]"), ("{a: ", "}")]))
+        return f"chains: {opener * depth}{closer * depth}".encode(), "nested deeper"
+    if kind == "duplicate":
+        chain = draw(st.sampled_from(CHAINS))
+        key = draw(st.sampled_from(["chain_id", "rpc_urls", "native", "confirmations"]))
+        lines = SHIPPED_TEXT.splitlines()
+        at = lines.index(f"  {chain}:") + 1
+        lines.insert(at, f"    {key}: 1")
+        lines.insert(at, f"    {key}: 1")
+        return "\n".join(lines).encode(), "duplicate key"
+    if kind == "bytes":
+        junk = draw(st.binary(min_size=1, max_size=8).filter(_not_utf8))
+        cut = draw(st.integers(0, len(SHIPPED_TEXT)))
+        data = SHIPPED_TEXT[:cut].encode() + junk + SHIPPED_TEXT[cut:].encode()
+        return data, "not UTF-8"
+    chain = draw(st.sampled_from(CHAINS))
+    doc: dict[str, Any] = copy.deepcopy(SHIPPED)
+    doc["chains"][chain]["block_time_s"] = draw(
+        st.sampled_from([float("inf"), float("-inf"), float("nan")])
+    )
+    return yaml.safe_dump(doc).encode(), f"chains.{chain}.block_time_s"
+
+
+def _not_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+@given(case=hostile())
+def test_hostile_chains_yaml_is_refused_by_name(tmp_path_factory, case):
+    data, needle = case
+    path = tmp_path_factory.mktemp("hostile") / "chains.yaml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as info:
+        load_chains(path, {})
+    assert needle in str(info.value)
+
+
+@given(case=hostile())
+def test_cli_exits_2_on_hostile_chains_yaml(ctrip, cli_env, tmp_path_factory, case):
+    data, needle = case
+    path = tmp_path_factory.mktemp("hostile-cli") / "chains.yaml"
+    path.write_bytes(data)
+    before = row_counts(cli_env["CTRIP_DATABASE_URL"])
+    result = _create_with(ctrip, path)
+    assert_clean_usage_error(result, needle)
+    assert row_counts(cli_env["CTRIP_DATABASE_URL"]) == before

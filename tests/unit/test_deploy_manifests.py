@@ -83,12 +83,35 @@ def test_secrets_come_from_the_secret_and_only_where_needed():
             assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "ctrip-secrets"
         command = _container(doc)["args"][0]
         assert "CTRIP_DATABASE_URL" in env
-        assert ("CTRIP_MNEMONIC" in env) == (command == "sweep")
+        assert "CTRIP_MNEMONIC" not in env  # a file: variables leak more easily
+        assert ("CTRIP_MNEMONIC_FILE" in env) == (command == "sweep")
         assert ("CTRIP_WEBHOOK_SECRET" in env) == (command == "deliver-webhooks")
     env_map = next(
         d for d in _of_kind("ConfigMap") if d["metadata"]["name"] == "ctrip-env"
     )
     assert not SECRET_VARS & set(env_map["data"])
+
+
+def test_sweep_reads_the_mnemonic_from_a_secret_file_only_it_can_read():
+    sweeps = [d for d in _of_kind("CronJob") if _container(d)["args"][0] == "sweep"]
+    assert sweeps
+    for doc in sweeps:
+        path = Path(_env(doc)["CTRIP_MNEMONIC_FILE"]["value"])
+        pod = _pod(doc)
+        mount = next(
+            m
+            for m in _container(doc)["volumeMounts"]
+            if m["mountPath"] == str(path.parent)
+        )
+        assert mount["readOnly"] is True
+        volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+        secret = volume["secret"]
+        assert secret["secretName"] == "ctrip-secrets"
+        assert secret["items"] == [{"key": "mnemonic", "path": path.name}]
+        assert secret["defaultMode"] == 0o400
+        # The file's group is then the pod's own, which the permission check allows.
+        context = pod["securityContext"]
+        assert context["fsGroup"] == context["runAsGroup"] == context["runAsUser"]
 
 
 def test_configmap_chains_are_the_repository_chains():
@@ -150,6 +173,27 @@ def test_dockerfile_is_multi_stage_slim_and_non_root():
     assert 'ENTRYPOINT ["ctrip"]' in text
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".git", ".env", "tests", "*.db"} <= set(ignored)
+
+
+def test_the_image_installs_hash_pinned_dependencies_only():
+    text = (REPO / "Dockerfile").read_text()
+    assert "--require-hashes" in text
+    assert "-r /tmp/requirements.lock" in text
+    assert re.search(r"pip install [^\n]*--no-deps /wheels/", text)
+    lock = (REPO / "requirements.lock").read_text()
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", lock, re.MULTILINE)
+    blocks = re.split(r"^(?=[A-Za-z0-9_.-]+==)", lock, flags=re.MULTILINE)[1:]
+    assert len(pins) == len(blocks) > 20
+    assert all("--hash=sha256:" in block for block in blocks)
+    names = {name.lower().replace("_", "-") for name, _ in pins}
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for dependency in project["dependencies"]:
+        name = re.split(r"[<>=!~\[ ]", dependency, maxsplit=1)[0].lower()
+        assert name in names, name
+    assert ("httpx", "0.28.1") in pins  # within the pin the SSRF guard is tested with
+    assert "!requirements.lock" in (REPO / ".dockerignore").read_text().split()
 
 
 def test_env_example_documents_every_ctrip_variable():

@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from ctrip_cli.db import engine as db_engine
 from ctrip_cli.db.models import Base
 
-BEFORE = "0002_rpc_endpoint_limits"
+BEFORE = "0003_webhook_endpoint_text"
 
 
 def _alembic(engine: sa.Engine, verb: str, revision: str) -> None:

@@ -93,7 +93,7 @@ def test_cached_derivation_matches_eth_account(path: list[tuple[int, bool]]) -> 
 
 
 def test_deposit_addresses_are_bip44() -> None:
-    keys = KeyRing(SecretStr(TEST_MNEMONIC_OWN))
+    keys = KeyRing(SecretStr("abandon " * 11 + "about"))
     # The standard first account of the "abandon ... about" mnemonic.
     assert keys.deposit_address(0) == "0x9858EfFD232B4033E47d90003D41EC34EcaEda94"
     with pytest.raises(ConfigError, match="not valid"):

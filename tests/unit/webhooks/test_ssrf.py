@@ -35,6 +35,8 @@ from ctrip_cli.webhooks import ssrf
         "::127.0.0.1",  # IPv4-compatible
         "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
         "2002:a00:1::",  # 6to4 of 10.0.0.1
+        "fec0::1",  # site-local (RFC 3879), which is_private does not cover
+        "feff:ffff::1",
     ],
 )
 def test_non_public_addresses_are_refused(address):
@@ -96,7 +98,8 @@ def test_private_targets_resolve_when_allowed():
         ("http://example.com/hook", True, "plain http is refused"),
         ("ftp://example.com/", False, "not an http(s) URL"),
         ("https:///nohost", False, "not an http(s) URL"),
-        ("https://example.com:99999/", False, "not a valid URL"),
+        ("https://example.com:99999/", False, "port '99999' is not a number"),
+        ("https://[::1/", False, "not a valid URL"),
     ],
 )
 def test_url_rules_before_any_lookup(url, https, problem):
@@ -126,3 +129,36 @@ def test_a_hanging_resolver_does_not_hold_the_pass(monkeypatch):
     assert not release.is_set()
     release.set()
     timer.cancel()
+
+
+def test_site_local_is_named():
+    assert ssrf.refusal(ipaddress.ip_address("fec0::1")) == "site-local"
+
+
+def test_the_guard_is_the_pool_of_every_delivery_transport():
+    """Fails when an httpx release moves the pool the guard is installed in."""
+    import ssl
+
+    from ctrip_cli.config import WebhookSettings
+    from ctrip_cli.webhooks import delivery
+
+    transport = delivery.guarded_transport(
+        WebhookSettings(), connections=2, tls=ssl.create_default_context()
+    )
+    backend = transport._pool._network_backend
+    assert isinstance(backend, ssrf.GuardedBackend)
+    assert backend.allow_private is False
+
+
+def test_a_transport_without_the_expected_pool_stops_sending():
+    import httpcore
+
+    from ctrip_cli.errors import WebhookError
+
+    class Moved:
+        """A transport whose pool lives under another name."""
+
+        pool = None
+
+    with pytest.raises(WebhookError, match="install the httpx version pinned"):
+        ssrf.install_pool(Moved(), httpcore.AsyncConnectionPool())

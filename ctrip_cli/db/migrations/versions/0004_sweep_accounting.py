@@ -1,7 +1,7 @@
 """sweep accounting: several sweeps per payment, block times
 
 Revision ID: 0004_sweep_accounting
-Revises: 0002_rpc_endpoint_limits
+Revises: 0003_webhook_endpoint_text
 Create Date: 2026-12-01 23:00:00
 """
 
@@ -14,7 +14,7 @@ import ctrip_cli.db.models
 
 
 revision = '0004_sweep_accounting'
-down_revision = '0002_rpc_endpoint_limits'
+down_revision = '0003_webhook_endpoint_text'
 branch_labels = None
 depends_on = None
 
