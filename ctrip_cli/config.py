@@ -184,6 +184,10 @@ class SweepSettings(_Model):
 
     # Replacement fee bump; nodes demand >= +10% on both fees, so +12.5% by default.
     fee_bump_bps: int = Field(default=1_250, ge=1_000, le=100_000)
+    # Money arriving after a payment's sweep is swept again only from this share of
+    # the payment's amount (1% by default): less is not worth a transaction, nor, for
+    # a token, the gas payer's top-up.
+    min_late_sweep_bps: int = Field(default=100, ge=0, le=10_000)
 
 
 class WebhookSettings(_Model):
@@ -498,6 +502,7 @@ def load_settings(
                 max_fee_share_bps=_int_env(env, "CTRIP_SWEEP_MAX_FEE_SHARE_BPS", 1_000),
                 stuck_after_s=_int_env(env, "CTRIP_SWEEP_STUCK_AFTER_S", 180),
                 fee_bump_bps=_int_env(env, "CTRIP_SWEEP_FEE_BUMP_BPS", 1_250),
+                min_late_sweep_bps=_int_env(env, "CTRIP_SWEEP_MIN_LATE_SWEEP_BPS", 100),
             ),
             webhooks=_webhooks(env),
             status=_status(env),
@@ -513,6 +518,7 @@ _ENV_NAMES = {
     "max_fee_share_bps": "CTRIP_SWEEP_MAX_FEE_SHARE_BPS",
     "stuck_after_s": "CTRIP_SWEEP_STUCK_AFTER_S",
     "fee_bump_bps": "CTRIP_SWEEP_FEE_BUMP_BPS",
+    "min_late_sweep_bps": "CTRIP_SWEEP_MIN_LATE_SWEEP_BPS",
     "interval_s": "CTRIP_STATUS_INTERVAL_S",
     "stale_factor": "CTRIP_STATUS_STALE_FACTOR",
     "max_lag_s": "CTRIP_STATUS_MAX_LAG_S",

@@ -38,8 +38,11 @@ class _Block:
 class FakeChain:
     """A chain in memory: `produce_blocks`, `add_transfer`, `produce_fork`."""
 
-    def __init__(self, chain_id: int = 31337, *, blocks: int = 1) -> None:
+    def __init__(
+        self, chain_id: int = 31337, *, blocks: int = 1, start_time: int = 1_700_000_000
+    ) -> None:
         self.id = chain_id
+        self.start_time = start_time  # block n's timestamp is start_time + n
         self.round_trips = 0
         self.lag_blocks = 0  # the node reports a head this far behind its tip
         self.log_queries: list[Collection[str] | None] = []
@@ -71,9 +74,8 @@ class FakeChain:
         for _ in range(n):
             number = len(self.blocks)
             parent = self.blocks[-1].header.hash if self.blocks else ZERO_HASH
-            header = BlockHeader(
-                number, self._hash(number), parent, 1_700_000_000 + number
-            )
+            stamp = self.start_time + number
+            header = BlockHeader(number, self._hash(number), parent, stamp)
             self.blocks.append(_Block(header))
             out.append(header)
         return out

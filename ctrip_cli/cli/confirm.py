@@ -38,7 +38,13 @@ def confirm(
             result = rt.run_job(
                 "confirm",
                 chain,
-                lambda session: confirm_job.run(session, client, cfg=cfg, now=rt.now()),
+                lambda session: confirm_job.run(
+                    session,
+                    client,
+                    cfg=cfg,
+                    now=rt.now(),
+                    tolerance_bps=rt.settings.scan.underpayment_tolerance_bps,
+                ),
                 lambda reason: confirm_job.skipped(chain, reason),
             )
     rt.show(lambda: _view(result), result, as_json=json_)

@@ -18,13 +18,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from ctrip_cli.cli import app
+from ctrip_cli.domain.statuses import PaymentStatus
 
 if TYPE_CHECKING:
     from ctrip_cli.cli.runtime import Runtime
     from ctrip_cli.jobs import status as status_job
 
 FORMATS = ("table", "json", "prometheus")
-_PAYMENT_STATUSES = ("pending", "detected", "confirmed", "settled", "expired")
+_PAYMENT_STATUSES = tuple(PaymentStatus)
 
 
 @app.command()
@@ -193,6 +194,12 @@ def _chain_table(name: str, c: status_job.ChainStatus, now: datetime) -> Table:
     sweeps += f" · in flight {s.in_flight}"
     stuck = f"[red]stuck {s.stuck}[/]" if s.stuck else "stuck 0"
     t.add_row("sweeps", f"{sweeps} · {stuck}")
+    if s.held_for_refund or s.unswept_settled:
+        t.add_row(
+            "unswept",
+            f"{s.held_for_refund} expired short (held for a refund) · "
+            f"{s.unswept_settled} settled with later money (dust or next sweep)",
+        )
     if c.gas_payer is not None:
         t.add_row("gas payer", _gas(c.gas_payer, c))
     return t

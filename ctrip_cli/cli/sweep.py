@@ -60,6 +60,7 @@ def sweep(
                     settings=rt.settings.sweep,
                     dry_run=dry_run,
                     hook=_crash_hook(),
+                    tolerance_bps=rt.settings.scan.underpayment_tolerance_bps,
                 )
 
             if dry_run:  # read-only: no lock, no job_runs row, nothing committed

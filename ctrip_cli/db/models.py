@@ -118,6 +118,9 @@ class Payment(Base):
     )
     amount: Mapped[int] = mapped_column(BaseUnits)
     amount_received: Mapped[int] = mapped_column(BaseUnits, default=0)
+    # What confirmed sweeps took from the deposit address for this payment (for the
+    # native coin: the value sent plus the fee paid from it).
+    amount_swept: Mapped[int] = mapped_column(BaseUnits, default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(16))
     late: Mapped[bool] = mapped_column(Boolean, default=False)
     reference: Mapped[str | None] = mapped_column(String(255))
@@ -146,6 +149,8 @@ class Transfer(Base):
     log_index: Mapped[int] = mapped_column(Integer)
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_hash: Mapped[str] = mapped_column(String(66))
+    # The block's timestamp: lateness is judged by it, not by the pass's clock.
+    block_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     from_address: Mapped[str | None] = mapped_column(String(42))
     to_address: Mapped[str] = mapped_column(String(42))
     token_address: Mapped[str | None] = mapped_column(String(42))
@@ -163,6 +168,8 @@ class ScanCursor(Base):
     chain: Mapped[str] = mapped_column(String(32), primary_key=True)
     block_number: Mapped[int] = mapped_column(BigInteger)
     block_hash: Mapped[str] = mapped_column(String(66))
+    # The cursor block's timestamp: `confirm` expires only what the scan read past.
+    block_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -308,15 +315,19 @@ class SweepTransaction(Base):
 
 
 class SweepPayment(Base):
-    """Which payments a sweep settles: links to the sweep's first attempt, once per payment."""
+    """Which payments a sweep takes money of, and how much of each: links to the sweep's
+    first attempt. A payment may have several sweeps (money that arrives later gets
+    its own), each linked once."""
 
     __tablename__ = "sweep_payments"
-    payment_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("payments.id"), primary_key=True
-    )
     sweep_tx_id: Mapped[int] = mapped_column(
-        Integer, ForeignKey("sweep_transactions.id"), index=True
+        Integer, ForeignKey("sweep_transactions.id"), primary_key=True
     )
+    payment_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("payments.id"), primary_key=True, index=True
+    )
+    # Base units of the payment's money this sweep moves off the deposit address.
+    amount: Mapped[int] = mapped_column(BaseUnits)
 
 
 class JobRun(Base):

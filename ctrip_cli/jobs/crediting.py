@@ -1,25 +1,29 @@
 """Credit payments from their recorded transfers: attribution, amount received, and the
-status changes that follow (detected, late, reorged), written set-based in the
-caller's transaction together with their history rows and outbox events.
+status changes that follow (detected, late, reorged, overpaid), written set-based in
+the caller's transaction through the one transition (`domain.lifecycle.move`).
+
+Lateness is judged by block timestamps: a payment is late when the transfers mined
+before its deadline do not reach the asked amount (within the tolerance).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ctrip_cli import lifecycle
-from ctrip_cli.db import scan_queries as sq
+from ctrip_cli.db import queries
 from ctrip_cli.db.models import Payment
+from ctrip_cli.domain import lifecycle
+from ctrip_cli.domain.statuses import OPEN, EventType, PaymentStatus
 
 log = logging.getLogger("ctrip.scan")
-OPEN = (lifecycle.PENDING, lifecycle.DETECTED)
+S = PaymentStatus
+threshold = lifecycle.threshold
 
 
 @dataclass(slots=True)
@@ -29,7 +33,7 @@ class Credited:
     detected: int = 0
     late: int = 0
     reorged: int = 0
-    events: list[dict[str, Any]] = field(default_factory=list)
+    overpaid: int = 0
 
 
 def owner(candidates: list[Any]) -> str | None:
@@ -46,9 +50,13 @@ def owner(candidates: list[Any]) -> str | None:
     return str(max(candidates, key=lambda c: (c.created_at, c.id)).id)
 
 
-def threshold(amount: int, tolerance_bps: int) -> int:
-    """The least amount that counts as paid, in exact integer math."""
-    return amount - amount * tolerance_bps // 10_000
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """Where one payment goes: a status (with its late flag), and events without one."""
+
+    to: PaymentStatus | None = None
+    late: bool = False
+    event: EventType | None = None  # an event without a status change
 
 
 def credit(
@@ -66,98 +74,101 @@ def credit(
     out = Credited()
     if not payment_ids:
         return out
-    payments = sq.lock_payments(session, payment_ids)
-    sums = sq.transfer_sums(session, payment_ids)
-    changed = {p.id: sums[p.id] for p in payments if p.amount_received != sums[p.id]}
-    sq.set_amounts_received(session, changed, now=now)
-    moves: dict[tuple[str, str], list[Payment]] = defaultdict(list)
-    newly_late: list[Payment] = []
+    payments = queries.lock_payments(session, payment_ids)
+    sums = queries.received_sums(session, payment_ids)
+    changed = {
+        p.id: sums[p.id].total
+        for p in payments
+        if p.amount_received != sums[p.id].total
+    }
+    queries.set_amounts_received(session, changed, now=now)
+    moves: dict[tuple[PaymentStatus, bool], list[Payment]] = defaultdict(list)
     for p in payments:
-        before = p.amount_received
-        _commit(p, amount_received=sums[p.id], updated_at=now)
-        plan = _plan(p, before, now=now, tolerance_bps=tolerance_bps)
-        if plan == "late-only":
-            newly_late.append(p)
-        elif plan is not None:
-            moves[(p.status, plan)].append(p)
-    _mark_late(session, newly_late, now=now, out=out)
-    for (frm, to), group in moves.items():
-        _move(session, group, frm, to, now=now, reason=reason, out=out)
-    _write_events(session, out.events)
+        before, got = p.amount_received, sums[p.id]
+        p.amount_received, p.updated_at = got.total, now
+        step = _plan(p, before, got, now=now, tolerance_bps=tolerance_bps)
+        if step.to is not None:
+            moves[(step.to, step.late)].append(p)
+        elif step.event is not None:
+            _event_only(session, p, step.event, before, now=now, out=out)
+    for (to, late), group in moves.items():
+        _move(session, group, to, late, now=now, reason=reason, out=out)
     return out
 
 
-def _plan(p: Payment, before: int, *, now: datetime, tolerance_bps: int) -> str | None:
-    """The status `p` should move to, "late-only", or None."""
-    enough = p.amount_received >= threshold(p.amount, tolerance_bps)
-    if p.status == lifecycle.PENDING and enough:
-        return lifecycle.DETECTED
-    if p.status == lifecycle.EXPIRED and p.amount_received > before:
-        return lifecycle.DETECTED if enough else ("late-only" if not p.late else None)
-    if p.status in (lifecycle.DETECTED, lifecycle.CONFIRMED) and not enough:
-        return lifecycle.EXPIRED if now >= p.expires_at else lifecycle.PENDING
-    if p.status == lifecycle.SETTLED and p.amount_received < before:
+def _plan(
+    p: Payment,
+    before: int,
+    got: queries.Received,
+    *,
+    now: datetime,
+    tolerance_bps: int,
+) -> _Step:
+    least = threshold(p.amount, tolerance_bps)
+    enough = got.total >= least
+    late = got.on_time < least
+    if p.status == S.PENDING and enough:
+        return _Step(S.DETECTED, late=late)
+    if p.status == S.EXPIRED and got.total > before:
+        # Money after the deadline: enough completes the payment (late unless the
+        # blocks say it was paid in time); too little keeps it expired, held for a
+        # refund, and `payment.late` tells the shortfall.
+        return _Step(S.DETECTED, late=late) if enough else _Step(event=EventType.LATE)
+    if p.status in (S.DETECTED, S.CONFIRMED) and not enough:
+        return _Step(S.EXPIRED if now >= p.expires_at else S.PENDING)
+    if p.status in (S.CONFIRMED, S.SETTLED) and got.total > before:
+        return _Step(event=EventType.OVERPAID)
+    if p.status == S.SETTLED and got.total < before:
         log.warning(
             "payment %s was settled but a reorg removed funds it counted (%d < %d base units)",
             p.id,
-            p.amount_received,
+            got.total,
             before,
         )
-    return None
+    return _Step()
 
 
-def _mark_late(
-    session: Session, group: list[Payment], *, now: datetime, out: Credited
+def _event_only(
+    session: Session,
+    p: Payment,
+    event: EventType,
+    before: int,
+    *,
+    now: datetime,
+    out: Credited,
 ) -> None:
-    sq.set_late(session, {p.id for p in group}, now=now)
-    for p in group:
-        _commit(p, late=True)
+    if event == EventType.LATE:
+        queries.set_late(session, {p.id}, now=now)
+        p.late = True
         out.late += 1
-        out.events.append(_event(p, "payment.late", now))
+    else:
+        out.overpaid += 1
+    extra = {"received_base_units": str(p.amount_received - before)}
+    queries.add_webhook_events(session, [lifecycle.event_row(p, event, now, extra)])
 
 
 def _move(
     session: Session,
     group: list[Payment],
-    frm: str,
-    to: str,
+    to: PaymentStatus,
+    late: bool,
     *,
     now: datetime,
     reason: str,
     out: Credited,
 ) -> None:
-    extra: dict[str, Any] = {}
-    late = frm == lifecycle.EXPIRED and to == lifecycle.DETECTED
-    if to == lifecycle.DETECTED:
-        extra["detected_at"] = now
-    if late:
-        extra["late"] = True
-    if frm == lifecycle.CONFIRMED:
-        extra["confirmed_at"] = None
-    moved = sq.set_statuses(
-        session, [p.id for p in group], expected=frm, to=to, now=now, **extra
+    event = EventType.REORGED
+    if to == S.DETECTED:
+        event = EventType.LATE if late else EventType.DETECTED
+    values = {"late": True} if late else None
+    was_confirmed = {p.id for p in group if p.status == S.CONFIRMED}
+    moved = lifecycle.move(
+        session, group, to, now=now, reason=reason, event=event, values=values
     )
-    event = "payment.late" if late else "payment.detected"
-    if to != lifecycle.DETECTED:
-        event = "payment.reorged"
-    history = []
-    for p in group:
-        if p.id not in moved:
-            continue
-        _commit(p, status=to, **extra)
-        history.append(
-            {
-                "payment_id": p.id,
-                "from_status": frm,
-                "to_status": to,
-                "reason": reason,
-                "at": now,
-            }
-        )
-        out.events.append(_event(p, event, now))
-        if event == "payment.reorged":
+    for p in moved:
+        if event == EventType.REORGED:
             out.reorged += 1
-            if frm == lifecycle.CONFIRMED:
+            if p.id in was_confirmed:
                 log.warning(
                     "payment %s was confirmed but a reorg removed its funds", p.id
                 )
@@ -165,36 +176,3 @@ def _move(
             out.late += 1
         else:
             out.detected += 1
-    sq.add_status_changes(session, history)
-
-
-def _commit(p: Payment, **values: Any) -> None:
-    # The rows were updated set-based; keep the detached copies in step for the events.
-    for key, value in values.items():
-        setattr(p, key, value)
-
-
-def _event(p: Payment, event_type: str, now: datetime) -> dict[str, Any]:
-    body = json.dumps(
-        {
-            "type": event_type,
-            "timestamp": lifecycle.rfc3339(now),
-            "data": lifecycle.payment_json(p),
-        },
-        separators=(",", ":"),
-    )
-    return {
-        "id": lifecycle.new_id("msg"),
-        "payment_id": p.id,
-        "type": event_type,
-        "url": p.webhook_url,
-        "body": body,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-    }
-
-
-def _write_events(session: Session, events: list[dict[str, Any]]) -> None:
-    sq.add_webhook_events(session, events)

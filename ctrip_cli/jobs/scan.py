@@ -10,12 +10,11 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ctrip_cli import lifecycle
 from ctrip_cli.chain.client import (
     BlockHeader,
     ChainClient,
@@ -23,13 +22,14 @@ from ctrip_cli.chain.client import (
     Transfers,
 )
 from ctrip_cli.config import ChainConfig, ScanSettings
-from ctrip_cli.db import scan_queries as sq
+from ctrip_cli.db import queries as sq
+from ctrip_cli.domain.statuses import PaymentStatus
 from ctrip_cli.errors import ChainError, ReorgTooDeepError, RpcUnavailableError
 from ctrip_cli.jobs import crediting, scan_read
 from ctrip_cli.jobs.scan_read import Transfer
 
 log = logging.getLogger("ctrip.scan")
-WATCHED = (lifecycle.PENDING, lifecycle.DETECTED, lifecycle.CONFIRMED)
+WATCHED = (PaymentStatus.PENDING, PaymentStatus.DETECTED, PaymentStatus.CONFIRMED)
 MAX_BACKFILL_BLOCKS = 100_000
 Progress = Callable[[int, int], None]
 
@@ -102,7 +102,7 @@ def run(
     head = chain.checked_head()
     with session.begin():
         watch = _load_watch(session, cfg, now, settings)
-        cursor = sq.get_cursor(session, cfg.name)
+        cursor = sq.cursor_position(session, cfg.name)
         fresh_start = _initial_start(session, cfg, head, now) if cursor is None else 0
     reader = scan_read.Reader(chain, cfg, settings, watch, head)
     p = _Pass(session, chain, cfg, settings, now, reader, progress)
@@ -299,12 +299,13 @@ def _batch(p: _Pass, a: int, b: int, scan: _Range, tally: _Tally) -> str:
         try:
             headers = p.reader.read_headers(a, b, scan.prev_hash)
             found = p.reader.read_transfers(a, b, headers)
+            times = _block_times(p, headers, [*found.tokens, *found.native])
         except scan_read.ChainMoved:
             log.info(
                 "chain %s: the chain moved while #%d-#%d was read", p.cfg.name, a, b
             )
             continue
-        _commit_batch(p, a, b, headers, found, tally, scan)
+        _commit_batch(p, a, b, headers, found, tally, scan, times)
         return headers[-1].hash
     raise ChainError(
         f"chain {p.cfg.name!r} kept changing (or its endpoints disagreed) while "
@@ -320,11 +321,12 @@ def _commit_batch(
     found: Transfers,
     tally: _Tally,
     scan: _Range,
+    times: dict[int, datetime],
 ) -> None:
     """ONE transaction for the batch: transfers, credits, block hashes, cursor."""
     name, reason = p.cfg.name, f"transfers in #{a:,}-#{b:,}"
     with p.session.begin():
-        rows, affected = _rows(p, [*found.tokens, *found.native])
+        rows, affected = _rows(p, [*found.tokens, *found.native], times)
         recorded = sq.insert_transfers(p.session, rows)
         if scan.rescan:
             affected |= _drop_stale(p, a, b, headers, [*found.tokens, *found.native])
@@ -334,15 +336,41 @@ def _commit_batch(
             p.session, name, window, keep_from=b - p.cfg.reorg_depth_blocks
         )
         if scan.moves_cursor(a, b):
-            sq.set_cursor(p.session, name, b, headers[-1].hash, p.now)
+            sq.set_cursor(
+                p.session, name, b, headers[-1].hash, p.now, _time(headers[-1])
+            )
             scan.cursor = (b, headers[-1].hash)
     tally.add(credited)
     tally.recorded += recorded
     tally.blocks += b - a + 1
 
 
+def _time(header: BlockHeader) -> datetime:
+    return datetime.fromtimestamp(header.timestamp, UTC)
+
+
+def _block_times(
+    p: _Pass, headers: list[BlockHeader], found: Sequence[Transfer]
+) -> dict[int, datetime]:
+    """The timestamp of every block holding a transfer (lateness is judged by it):
+    from the batch's headers, the rest read in one batch and checked against the
+    transfers' block hashes.
+
+    Raises:
+        ChainMoved: a block changed since its transfers were read.
+    """
+    known = {h.number: h for h in headers}
+    want = {t.block_number: t.block_hash for t in found}
+    missing = sorted(n for n in want if n not in known)
+    if missing:
+        known.update({h.number: h for h in p.chain.block_headers(missing)})
+    if any(known[n].hash != h for n, h in want.items()):
+        raise scan_read.ChainMoved
+    return {n: _time(known[n]) for n in want}
+
+
 def _rows(
-    p: _Pass, found: Sequence[Transfer]
+    p: _Pass, found: Sequence[Transfer], times: dict[int, datetime]
 ) -> tuple[list[dict[str, object]], set[str]]:
     """Transfer rows attributed to payments; transfers of assets nobody waits for drop."""
     if not found:
@@ -362,7 +390,9 @@ def _rows(
     for t in found:
         token = t.token_address.lower() if isinstance(t, TokenTransfer) else None
         payment_id = crediting.owner(candidates.get((t.to_address.lower(), token), []))
-        if payment_id is None:
+        if (
+            payment_id is None or t.amount <= 0
+        ):  # zero-value transfers count for nothing
             continue
         rows.append(
             {
@@ -379,6 +409,7 @@ def _rows(
                 "amount": t.amount,
                 "payment_id": payment_id,
                 "created_at": p.now,
+                "block_time": times.get(t.block_number),
             }
         )
     return rows, {str(r["payment_id"]) for r in rows}
@@ -387,9 +418,9 @@ def _rows(
 def _watched(row: Any, late_since: datetime) -> bool:
     if row.status in WATCHED:
         return True
-    if row.status == lifecycle.SETTLED:
+    if row.status == PaymentStatus.SETTLED:
         return bool(row.settled_at is not None and row.settled_at >= late_since)
-    return bool(row.status == lifecycle.EXPIRED and row.expires_at >= late_since)
+    return bool(row.status == PaymentStatus.EXPIRED and row.expires_at >= late_since)
 
 
 def _drop_stale(

@@ -24,6 +24,7 @@ from ctrip_cli.config import ChainConfig, StatusSettings
 from ctrip_cli.db import queries
 from ctrip_cli.db.locks import JobLock
 from ctrip_cli.db.models import JobRun, Payment, SweepTransaction
+from ctrip_cli.domain.statuses import PaymentStatus
 from ctrip_cli.jobs import status_health
 
 # Gas of one token sweep's top-up (21k) plus an ERC-20 transfer (~50-65k), rounded up.
@@ -58,6 +59,9 @@ class SweepStatus:
     stuck: int  # purposes in flight for longer than sweep_stuck_s
     oldest_stuck_since: datetime | None
     by_state: dict[str, int]
+    # Money on deposit addresses that no sweep takes, each with its reason:
+    held_for_refund: int = 0  # expired payments holding late money short of the amount
+    unswept_settled: int = 0  # settled payments with later money (dust, or next sweep)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,15 +265,15 @@ def _totals(
 
 def _payments_oldest(session: Session, chains: list[str]) -> dict[str, datetime | None]:
     """Created-at of the oldest pending payment; detected-at of the oldest detected."""
-    oldest = {}
+    oldest: dict[str, datetime | None] = {}
     for status, column in (
-        ("pending", Payment.created_at),
-        ("detected", Payment.detected_at),
+        (PaymentStatus.PENDING, Payment.created_at),
+        (PaymentStatus.DETECTED, Payment.detected_at),
     ):
         stmt = select(func.min(column)).where(
             Payment.status == status, Payment.chain.in_(chains)
         )
-        oldest[status] = _aware(session.scalar(stmt))
+        oldest[str(status)] = _aware(session.scalar(stmt))
     return oldest
 
 
@@ -304,8 +308,9 @@ def _sweeps(session: Session, stuck_before: datetime) -> dict[str, SweepStatus]:
         by_state[chain][state] = int(n)
     stuck = _stuck_purposes(session, stuck_before)
     awaiting = _awaiting_sweep(session)
+    unswept = _unswept(session)
     result = {}
-    for chain in {*by_state, *stuck, *awaiting}:
+    for chain in {*by_state, *stuck, *awaiting, *unswept}:
         states = by_state.get(chain, {})
         n_stuck, since = stuck.get(chain, (0, None))
         total, tokens, oldest = awaiting.get(chain, (0, 0, None))
@@ -317,8 +322,27 @@ def _sweeps(session: Session, stuck_before: datetime) -> dict[str, SweepStatus]:
             stuck=n_stuck,
             oldest_stuck_since=since,
             by_state=states,
+            held_for_refund=unswept.get(chain, {}).get(PaymentStatus.EXPIRED, 0),
+            unswept_settled=unswept.get(chain, {}).get(PaymentStatus.SETTLED, 0),
         )
     return result
+
+
+def _unswept(session: Session) -> dict[str, dict[str, int]]:
+    """Expired and settled payments per chain whose money is not all swept."""
+    stmt = (
+        select(Payment.chain, Payment.status, func.count())
+        .where(
+            Payment.status.in_([PaymentStatus.EXPIRED, PaymentStatus.SETTLED]),
+            # Exact on both dialects: canonical digits compare as equal text.
+            Payment.amount_received != Payment.amount_swept,
+        )
+        .group_by(Payment.chain, Payment.status)
+    )
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for chain, status, n in session.execute(stmt).all():
+        out[chain][status] = int(n)
+    return dict(out)
 
 
 def _stuck_purposes(
@@ -359,7 +383,7 @@ def _awaiting_sweep(
         select(
             Payment.chain, func.count(), func.sum(token), func.min(Payment.confirmed_at)
         )
-        .where(Payment.status == "confirmed")
+        .where(Payment.status == PaymentStatus.CONFIRMED)
         .group_by(Payment.chain)
     )
     return {

@@ -89,13 +89,20 @@ def _pass_args(name: str) -> list[str]:
 
 
 def _new_work(world: World, n: int) -> None:
+    late = world.create_payments(1, expires_in="2s")
     for payment in world.create_payments(n):
         world.fund(payment)
+    time.sleep(2.5)  # past the late payment's deadline, on the chain's clock too
+    world.mine(1)
+    for payment in late:
+        world.fund_late(payment)
     world.mine(world.rng.randint(0, world.confirmations + 1))
 
 
 def _finish(world: World, result: CampaignResult) -> None:
     result.violations += settle(world)
+    if world.repeat():  # second payments to settled addresses get sweeps of their own
+        result.violations += settle(world)
     result.violations += invariants.check(world)
     result.violations += secrets.check(world)
 

@@ -7,6 +7,12 @@ ground truth from the chain (`truth.py`):
   no double sweep        at most one confirmed sweep per purpose; every outgoing transfer
                          from a deposit address is a recorded sweep; the treasury gained
                          exactly the swept amounts
+  every unit accounted   for every deposit address, its on-chain balance equals what the
+                         ledger says its payments still owe the treasury (received less
+                         swept), within the documented dust; money still owed has a
+                         reason an operator can act on (an expired, underpaid payment
+                         held for a refund; late money below min_late_sweep_bps); a
+                         settled payment had its asked amount swept
   webhooks               every event delivered, each webhook-id names one event, every
                          signature verifies
 """
@@ -23,6 +29,7 @@ if TYPE_CHECKING:
     from scripts.chaos.world import World
 
 FINAL_SWEEP_STATES = ("confirmed", "failed", "replaced")
+MIN_LATE_SWEEP_BPS = 100  # SweepSettings' default, which the campaigns run with
 
 
 def check(world: World, *, settled: bool = True) -> list[str]:
@@ -35,8 +42,63 @@ def check(world: World, *, settled: bool = True) -> list[str]:
     problems += _payments(world, moves, settled=settled)
     problems += _sweeps(world, truth, moves, settled=settled)
     if settled:
+        problems += accounted(world)
         problems += _webhooks(world)
     return problems
+
+
+def accounted(world: World) -> list[str]:
+    """Every base unit on a deposit address is what the ledger says is still owed to
+    the treasury (within the dust bound), and owed for a reason; settled payments had
+    their asked amount swept."""
+    from tests.evm import balance_of, native_balance
+
+    rows = world.query(
+        "SELECT id, address, token_address, amount, amount_received, amount_swept, "
+        "status FROM payments"
+    )
+    owed: dict[tuple[str, str | None], int] = defaultdict(int)
+    out: list[str] = []
+    for pid, address, token, amount, got, swept, status in rows:
+        due = int(got) - int(swept)
+        owed[(address, token)] += due
+        out += _reason(pid, status, int(amount), due, int(swept))
+    dust = _native_dust(world)
+    for (address, token), due in owed.items():
+        held = (
+            balance_of(world.anvil, token, address)
+            if token
+            else native_balance(world.anvil, address)
+        )
+        bound = 0 if token else dust.get(address.lower(), 0)
+        if not 0 <= held - due <= bound:
+            out.append(
+                f"deposit {address} holds {held} of {token or 'ETH'}, the ledger says "
+                f"{due} is still owed (dust bound {bound})"
+            )
+    return out
+
+
+def _reason(pid: str, status: str, amount: int, due: int, swept: int) -> list[str]:
+    if status == "settled" and swept < amount:
+        return [f"payment {pid}: settled, but only {swept} of {amount} swept"]
+    if due <= 0 or status in ("pending", "expired"):
+        return []  # nothing owed, or held for the payer (underpaid: refund pending)
+    if status == "settled" and due * 10_000 < amount * MIN_LATE_SWEEP_BPS:
+        return []  # late dust, reported by the sweep pass
+    return [f"payment {pid}: {status}, owes {due} to the treasury but was not swept"]
+
+
+def _native_dust(world: World) -> dict[str, int]:
+    """What confirmed native sweeps may leave behind: the fee reserved but not paid."""
+    rows = world.query(
+        "SELECT from_address, gas_limit, max_fee_per_gas, fee_paid FROM "
+        "sweep_transactions WHERE state = 'confirmed' AND kind = 'native'"
+    )
+    dust: dict[str, int] = defaultdict(int)
+    for sender, gas, max_fee, paid in rows:
+        dust[sender.lower()] += int(gas) * int(max_fee) - int(paid or 0)
+    return dust
 
 
 def confirmed_are_canonical(world: World) -> list[str]:

@@ -48,6 +48,7 @@ WEBHOOK_SECRET = f"whsec_{WEBHOOK_KEY}"
 RPC_API_KEY = "CHAOSAPIKEY7f3a9c1e"
 TREASURY = ANVIL_ACCOUNTS[9]
 PAYERS = ANVIL_ACCOUNTS[1:8]
+GRIEFER = ANVIL_ACCOUNTS[8]  # holds ETH for gas, none of the tokens
 PASSES = ("scan", "confirm", "sweep", "deliver-webhooks")
 
 
@@ -92,6 +93,7 @@ class World:
     treasury_start: dict[str, int] = field(default_factory=dict)
     pg_name: str | None = None
     scanned_cells: int = 0
+    repeats: list[dict[str, Any]] = field(default_factory=list)
 
     # -- lifecycle --
 
@@ -287,12 +289,15 @@ class World:
 
     # -- payments and funding (ground truth is what we send) --
 
-    def create_payments(self, n: int) -> list[dict[str, Any]]:
+    def create_payments(
+        self, n: int, *, expires_in: str | None = None
+    ) -> list[dict[str, Any]]:
         """n payments over ETH, USDC and DAI through `ctrip payments create --json`."""
         created = []
         for _ in range(n):
             symbol = self.rng.choice(list(self.assets))
             amount = {"ETH": "0.05", "USDC": "12.5", "DAI": "7"}[symbol]
+            expiry = [] if expires_in is None else ["--expires-in", expires_in]
             run = self.cli(
                 "payments",
                 "create",
@@ -302,6 +307,7 @@ class World:
                 symbol,
                 "--amount",
                 amount,
+                *expiry,
                 "--reference",
                 f"chaos-{uuid.uuid4().hex[:8]}",
                 "--json",
@@ -313,8 +319,12 @@ class World:
         return created
 
     def fund(self, payment: dict[str, Any]) -> str:
-        """Pay exactly, over, under, in two parts, or not at all; returns the scenario."""
-        scenario = self.rng.choice(["exact", "over", "under", "split", "none", "exact"])
+        """Pay exactly, over, under, in two parts, twice (a second payment to the same
+        address), with griefing zero-value and dust transfers around an exact payment,
+        or not at all; returns the scenario."""
+        scenario = self.rng.choice(
+            ["exact", "over", "under", "split", "none", "exact", "repeated", "grief"]
+        )
         amount = int(payment["amount_base_units"])
         parts = {
             "exact": [amount],
@@ -322,10 +332,48 @@ class World:
             "under": [amount // 2],
             "split": [amount // 2, amount - amount // 2],
             "none": [],
+            "repeated": [amount],  # and once more after it settled (`repeat`)
+            "grief": [amount],
+        }[scenario]
+        for value in parts:
+            self.send(payment["asset"], payment["address"], value)
+        if scenario == "repeated":
+            self.repeats.append(payment)
+        if scenario == "grief":
+            self.grief(payment)
+        return scenario
+
+    def fund_late(self, payment: dict[str, Any]) -> str:
+        """After the payment's deadline (by the chain's clock): in full, or short and
+        then the rest, or short only (an expired, underpaid payment held for a refund)."""
+        scenario = self.rng.choice(["late", "late-partial", "late-short"])
+        amount = int(payment["amount_base_units"])
+        parts = {
+            "late": [amount],
+            "late-partial": [amount * 3 // 10, amount - amount * 3 // 10],
+            "late-short": [amount * 3 // 10],
         }[scenario]
         for value in parts:
             self.send(payment["asset"], payment["address"], value)
         return scenario
+
+    def repeat(self) -> int:
+        """Pay the `repeated` payments again, once each (now settled or about to be)."""
+        for payment in self.repeats:
+            self.send(
+                payment["asset"], payment["address"], int(payment["amount_base_units"])
+            )
+        n, self.repeats = len(self.repeats), []
+        return n
+
+    def grief(self, payment: dict[str, Any]) -> None:
+        """`transfer(deposit, 0)` from an account holding none of the token, a 0 ETH
+        transaction, and one base unit: none may hold the payment back."""
+        token = self.assets[payment["asset"]].token
+        if token is not None:
+            token_transfer(self.anvil, token, GRIEFER, payment["address"], 0)
+        send_native(self.anvil, GRIEFER, payment["address"], 0)
+        self.send(payment["asset"], payment["address"], 1)
 
     def send(self, symbol: str, to: str, value: int) -> str:
         payer = self.rng.choice(PAYERS)

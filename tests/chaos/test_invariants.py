@@ -56,6 +56,11 @@ DAMAGE = [
         None,
         "stale block",
     ),
+    (  # settled short (issue 13, case 1): less than asked reached the treasury
+        "UPDATE payments SET amount_swept = amount_swept / 2 WHERE status = 'settled'",
+        "UPDATE payments SET amount_swept = amount_received WHERE status = 'settled'",
+        "swept",
+    ),
     (
         "UPDATE webhook_events SET status = 'pending'",
         "UPDATE webhook_events SET status = 'delivered'",
@@ -75,6 +80,7 @@ def test_checker_passes_a_settled_world_and_reports_every_damage(world):
     _unstable_webhook_id_is_reported(world)
     _leaked_secret_is_reported(world)
     _unrecorded_transfer_out_of_a_deposit_is_reported(world)
+    _stranded_money_is_reported(world)
 
 
 def _damage_is_reported(
@@ -136,4 +142,18 @@ def _unrecorded_transfer_out_of_a_deposit_is_reported(world: World) -> None:
     finally:
         anvil.rpc("anvil_stopImpersonatingAccount", address)
         assert anvil.revert(snap)
+    assert invariants.check(world) == []
+
+
+def _stranded_money_is_reported(world: World) -> None:
+    """Money on a deposit address the ledger does not know it owes (issue 13, case 2:
+    a second payment recorded but never swept looks the same on chain)."""
+    address, asset = world.query("SELECT address, asset FROM payments LIMIT 1")[0]
+    snap = world.anvil.snapshot()
+    try:
+        world.send(asset, address, 10**4)
+        problems = invariants.check(world)
+        assert any(f"deposit {address} holds" in p for p in problems), problems
+    finally:
+        assert world.anvil.revert(snap)
     assert invariants.check(world) == []

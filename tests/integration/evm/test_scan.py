@@ -4,7 +4,7 @@ partial, over- and late payments, reverted transactions, failover, lagging nodes
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -133,9 +133,16 @@ def test_overpayment_is_recorded_and_flagged(world: ScanWorld) -> None:
 
 
 def test_late_payment_is_detected_and_flagged(world: ScanWorld) -> None:
+    head = world.anvil.get_block("latest")
+    assert head is not None  # the passes' clock follows the chain's
+    world.clock = datetime.fromtimestamp(int(head["timestamp"], 16), UTC)
     pid = world.pay("ETH", "1", expires_in_s=60)
     world.scan()
     world.clock += timedelta(minutes=2)
+    world.anvil.rpc("evm_increaseTime", 120)  # the chain's clock passes the deadline
+    world.anvil.mine(1)
+    assert world.confirm().expired == 0  # the scan has not read past it yet
+    world.scan()
     assert world.confirm().expired == 1
     address = world.payment(pid).address
 

@@ -403,21 +403,6 @@ def test_uneconomic_native_sweep_is_skipped_and_reported(world: SweepWorld) -> N
     assert world.payment(p.id).status == "confirmed"
 
 
-@sqlite_only
-def test_late_payment_is_swept_once_its_funds_are_deep(world: SweepWorld) -> None:
-    p = make_confirmed(world, "ETH", "1")
-    with world.session() as s, s.begin():
-        s.execute(
-            sa.update(Payment)
-            .where(Payment.id == p.id)
-            .values(status="expired", late=True)
-        )
-
-    world.sweep_until_settled([p.id])
-
-    assert native_balance(world.anvil, p.address) == 0
-
-
 def _table_counts(world: SweepWorld) -> dict[str, int]:
     with world.session() as s:
         return {
@@ -586,11 +571,16 @@ def test_address_holding_less_than_received_waits_instead_of_stranding(
             .where(Payment.id == p.id)
             .values(amount_received=6_000_000)
         )
+        s.execute(
+            sa.update(Transfer)
+            .where(Transfer.payment_id == p.id)
+            .values(amount=6_000_000)
+        )
 
     result = world.sweep()
 
     assert (result.planned, result.signed) == (0, 0)
-    assert any("less than its payments received" in e for e in result.errors)
+    assert any("less than its payments are owed" in e for e in result.errors)
     assert world.payment(p.id).status == "confirmed"
 
 
@@ -598,9 +588,9 @@ def test_address_holding_less_than_received_waits_instead_of_stranding(
 def test_funds_credited_after_confirmation_wait_until_deep_before_sweeping(
     world: SweepWorld,
 ) -> None:
-    # A confirmed payment gets an overpayment at the head. Sweeping it now signs a
-    # transfer of funds a reorg can still remove; the token sweep would then revert and
-    # (failed, its payment linked) never be retried: the whole payment's funds stranded.
+    # A confirmed payment gets an overpayment at the head. Sweeping that now signs a
+    # transfer of funds a reorg can still remove (the token sweep would revert): the
+    # deep part is swept at once, the rest by a sweep of its own once deep.
     world.fund_payer()
     p = make_confirmed(world, "USDC", "5")
     tx_hash = mint(world.anvil, p.token_address or "", p.address, 1_000_000)
@@ -630,11 +620,18 @@ def test_funds_credited_after_confirmation_wait_until_deep_before_sweeping(
 
     result = world.sweep()  # the mint is at the head: 1 of 2 confirmations
 
-    assert (result.planned, result.signed) == (0, 0)
-    assert world.sweep_rows() == []
+    (token_row,) = [r for r in world.sweep_rows() if r.kind == "token"]
+    assert (result.planned, token_row.amount) == (1, 5_000_000)
     world.anvil.mine(world.cfg.confirmations)
     world.sweep_until_settled([p.id])
+    for _ in range(6):
+        world.sweep()
+        world.anvil.mine(world.cfg.confirmations)
     assert balance_of(world.anvil, world.tokens.usdc, TREASURY) == 6_000_000
+    assert balance_of(world.anvil, world.tokens.usdc, p.address) == 0
+    assert world.payment(p.id).amount_swept == 6_000_000
+    sweeps = [r for r in world.sweep_rows() if r.kind == "token"]
+    assert [r.amount for r in sweeps] == [5_000_000, 1_000_000]
 
 
 @sqlite_only

@@ -24,8 +24,9 @@ def cfg(settings: Settings) -> ChainConfig:
 
 
 @pytest.fixture
-def chain() -> FakeChain:
-    return FakeChain(blocks=10)
+def chain(now: Any) -> FakeChain:
+    # Block 9, the head, is mined at `now`.
+    return FakeChain(blocks=10, start_time=int(now.timestamp()) - 9)
 
 
 def run_scan(session: Any, chain: FakeChain, cfg: ChainConfig, now: Any) -> None:
@@ -89,6 +90,7 @@ def test_expires_overdue_pending_payments_only(session, chain, cfg, now) -> None
         session, now, status="detected", expires_at=now - timedelta(hours=1)
     )
 
+    run_scan(session, chain, cfg, now)
     result = run_confirm(session, chain, cfg, now)
 
     assert result.expired == 1
@@ -101,17 +103,38 @@ def test_expires_overdue_pending_payments_only(session, chain, cfg, now) -> None
         ]
 
 
+def test_expires_only_what_the_scan_read_past(session, chain, cfg, now) -> None:
+    # The scan lags: its cursor block was mined 5 s before the deadline, so a payment
+    # mined in time may be in the blocks it has not read yet.
+    p = make_payment(session, now, expires_at=now - timedelta(seconds=1))
+    scan_job.run(session, chain, cfg=cfg, now=now, settings=ScanSettings(), to_block=5)
+    session.expunge_all()
+
+    lagging = run_confirm(session, chain, cfg, now)
+    run_scan(session, chain, cfg, now)
+    caught_up = run_confirm(session, chain, cfg, now)
+
+    assert (lagging.expired, caught_up.expired) == (0, 1)
+    assert status_of(session, p.id) == "expired"
+
+
+def test_nothing_expires_before_the_first_scan(session, chain, cfg, now) -> None:
+    make_payment(session, now, expires_at=now - timedelta(days=1))
+    assert run_confirm(session, chain, cfg, now).expired == 0
+
+
 def test_rerun_is_a_no_op(session, chain, cfg, now) -> None:
     make_payment(session, now, expires_at=now - timedelta(seconds=1))
+    run_scan(session, chain, cfg, now)
     run_confirm(session, chain, cfg, now)
     again = run_confirm(session, chain, cfg, now)
     assert (again.confirmed, again.expired) == (0, 0)
 
 
-def test_transfer_credited_while_confirm_reads_the_chain_waits(
+def test_transfer_rewound_while_confirm_reads_the_chain_waits(
     session, chain, cfg, now, engine
 ) -> None:
-    # A scan on another host credits a new, shallow transfer between confirm's snapshot
+    # A scan on another host rewinds the counted transfer between confirm's snapshot
     # and its write: confirm must not promote the payment on the stale snapshot.
     from ctrip_cli.db import engine as db_engine
 
@@ -122,16 +145,28 @@ def test_transfer_credited_while_confirm_reads_the_chain_waits(
     real_block_hashes = chain.block_hashes
 
     def block_hashes_during_concurrent_scan(numbers: Any) -> Any:
+        answer = real_block_hashes(numbers)  # still the old chain
         chain.block_hashes = real_block_hashes  # type: ignore[method-assign]
-        chain.add_transfer(p.address, 5)
+        chain.produce_fork(7)
         with db_engine.session_factory(engine)() as other:
             scan_job.run(other, chain, cfg=cfg, now=now, settings=ScanSettings())
-        return real_block_hashes(numbers)
+        return answer
 
     chain.block_hashes = block_hashes_during_concurrent_scan  # type: ignore[method-assign]
     raced = run_confirm(session, chain, cfg, now)
 
     assert raced.confirmed == 0
-    assert status_of(session, p.id) == "detected"
+    assert status_of(session, p.id) == "pending"
+
+
+def test_shallow_dust_does_not_hold_a_paid_payment(session, chain, cfg, now) -> None:
+    # Someone sends 1 base unit to the address every block: the paid part is deep.
+    p = make_payment(session, now)
+    chain.add_transfer(p.address, 1_000)
     chain.produce_blocks(3)
+    for _ in range(3):
+        chain.add_transfer(p.address, 1)
+    run_scan(session, chain, cfg, now)
+
     assert run_confirm(session, chain, cfg, now).confirmed == 1
+    assert status_of(session, p.id) == "confirmed"

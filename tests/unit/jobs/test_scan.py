@@ -4,6 +4,7 @@ over-payments, reorgs, lagging nodes, the starting block and the recipient filte
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -76,8 +77,9 @@ def cfg(settings: Settings) -> ChainConfig:
 
 
 @pytest.fixture
-def chain() -> FakeChain:
-    return FakeChain(blocks=20)
+def chain(now: datetime) -> FakeChain:
+    # Blocks are mined around `now` (block 19 at `now`), as on a live chain.
+    return FakeChain(blocks=20, start_time=int(now.timestamp()) - 19)
 
 
 def scan(
@@ -220,7 +222,7 @@ def test_underpayment_tolerance_uses_integer_math(session, chain, cfg, now) -> N
     assert status(session, p.id)[0] == "detected"
 
 
-def test_late_funds_flag_once_then_detect(session, chain, cfg, now) -> None:
+def test_late_funds_flag_each_arrival_then_detect(session, chain, cfg, now) -> None:
     p = make_payment(
         session, now, status="expired", expires_at=now - timedelta(minutes=1)
     )
@@ -233,7 +235,42 @@ def test_late_funds_flag_once_then_detect(session, chain, cfg, now) -> None:
     scan(session, chain, cfg, now)
 
     assert status(session, p.id) == ("detected", 1_000, True)
-    assert events(session, p.id) == ["payment.late", "payment.late"]
+    # Each late arrival on the expired payment tells the shortfall, then the payment
+    # is detected (late).
+    assert events(session, p.id) == ["payment.late"] * 3
+    with session.begin():
+        bodies = session.scalars(
+            sa.select(WebhookEvent.body)
+            .where(WebhookEvent.payment_id == p.id)
+            .order_by(WebhookEvent.created_at, WebhookEvent.id)
+        ).all()
+    shortfalls = [json.loads(b)["data"]["shortfall_base_units"] for b in bodies]
+    assert sorted(shortfalls) == ["0", "400", "700"]
+
+
+def test_payment_mined_before_its_deadline_is_not_late(
+    session, chain, cfg, now
+) -> None:
+    # Expired by a pass whose clock ran ahead of the scan: the block says it was paid
+    # in time.
+    p = make_payment(
+        session, now, status="expired", expires_at=now + timedelta(seconds=30)
+    )
+    chain.add_transfer(p.address, 1_000)
+    scan(session, chain, cfg, now + timedelta(minutes=5))
+
+    assert status(session, p.id) == ("detected", 1_000, False)
+    assert events(session, p.id) == ["payment.detected"]
+
+
+def test_payment_mined_after_its_deadline_is_late(session, chain, cfg, now) -> None:
+    # Still pending (confirm has not expired it yet), but its block is past the deadline.
+    p = make_payment(session, now, expires_at=now - timedelta(seconds=30))
+    chain.add_transfer(p.address, 1_000)
+    scan(session, chain, cfg, now)
+
+    assert status(session, p.id) == ("detected", 1_000, True)
+    assert events(session, p.id) == ["payment.late"]
 
 
 def test_expired_long_ago_is_no_longer_watched(session, chain, cfg, now) -> None:

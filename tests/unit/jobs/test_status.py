@@ -319,3 +319,30 @@ def test_confirmed_payments_not_swept_for_long_are_a_warning(session, settings, 
     assert warning.startswith(
         "chain local: 1 confirmed payment(s) not swept, the oldest"
     )
+
+
+def test_money_no_sweep_takes_is_counted_by_reason(session, settings, now):
+    _healthy_base(session, settings, now)
+    held = _payment(session, settings, now)
+    dust = _payment(session, settings, now)
+    swept = _payment(session, settings, now)
+    values = {
+        held["id"]: {"status": "expired", "amount_received": 3 * 10**17},
+        dust["id"]: {
+            "status": "settled",
+            "amount_received": 10**18 + 1,
+            "amount_swept": 10**18,
+        },
+        swept["id"]: {
+            "status": "settled",
+            "amount_received": 10**18,
+            "amount_swept": 10**18,
+        },
+    }
+    with session.begin():
+        for pid, sets in values.items():
+            session.execute(update(Payment).where(Payment.id == pid).values(**sets))
+
+    sweeps = _status(session, settings, now).chains["local"].sweeps
+
+    assert (sweeps.held_for_refund, sweeps.unswept_settled) == (1, 1)

@@ -1,0 +1,283 @@
+"""Plan new sweeps: what each payment still owes the treasury (its deep money less what
+sweeps took or hold), one sweep per (address, asset), and the drafts signed in the
+pass's one signing commit.
+
+A payment may have several sweeps: money that arrives after its first is swept again,
+each part exactly once (a sweep's links say how much of each payment it takes).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from ctrip_cli.chain import tx
+from ctrip_cli.chain.client import Fees
+from ctrip_cli.chain.signer import DEPOSIT_PATH
+from ctrip_cli.db import queries
+from ctrip_cli.db.models import Payment, SweepTransaction
+from ctrip_cli.domain.statuses import SweepKind
+from ctrip_cli.errors import ConfigError, RpcRejectedError
+from ctrip_cli.jobs.sweep import send
+from ctrip_cli.jobs.sweep.context import Pass, PlanItem
+from ctrip_cli.jobs.sweep.fees import (
+    fee_reserve_wei,
+    market_fees,
+    native_fees,
+    native_gas,
+)
+from ctrip_cli.money import format_units
+
+TOKEN_GAS_MARGIN_BPS = 1_000  # +10% over eth_estimateGas; the unused part is refunded
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """The part of one payment's money a sweep takes (for the native coin, the fee
+    is paid from it)."""
+
+    payment: Payment
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """A sweep decided from chain reads, signed later in the pass's one signing commit."""
+
+    kind: SweepKind
+    shares: list[Share]
+    token: str | None
+    amount: int
+    gas_limit: int
+    fees: Fees
+    topup_wei: int = 0
+
+    @property
+    def first(self) -> Payment:
+        return self.shares[0].payment
+
+
+def plan_all(ctx: Pass) -> None:
+    drafts = [d for d in (_plan_group(ctx, g) for g in owed_groups(ctx)) if d]
+    ctx.tally.counts["planned"] += len(drafts)
+    if ctx.dry_run or not drafts:
+        return
+    # Chain reads first, so the write transaction below holds no lock across an RPC call.
+    for d in drafts:
+        send.node_nonce(ctx, d.first.address)
+    if any(d.topup_wei for d in drafts):
+        send.node_nonce(ctx, ctx.payer)
+    to_send = [_sign_draft(ctx, d) for d in drafts]
+    ctx.commit()  # every new transaction is stored before the first one is sent
+    ctx.hook("after_sign")
+    for row in to_send:  # pipelined by nonce: no receipt waits
+        send.broadcast(ctx, row, commit=False)
+    ctx.commit()
+
+
+def owed_groups(ctx: Pass) -> list[list[Share]]:
+    """What payments still owe the treasury, one group per (address, asset); native
+    groups first, as they need no gas payer and so go out even when it is empty.
+
+    Only money in blocks a reorg can no longer take back is owed (a sweep of funds a
+    reorg removes would revert), and an address with a sweep in flight waits for it.
+    """
+    candidates = queries.sweep_candidates(ctx.session, ctx.chain)
+    ids = [p.id for p in candidates]
+    deep = queries.deep_sums(ctx.session, ids, deepest_block=ctx.deepest_block)
+    held = queries.reserved_amounts(ctx.session, ids)
+    busy = queries.busy_addresses(ctx.session, ctx.chain)
+    ctx.commit()  # nothing written: ends the read
+    groups: dict[tuple[str, str | None], list[Share]] = defaultdict(list)
+    for p in candidates:
+        key = (p.address, p.token_address)
+        taken = p.amount_swept + held.get(p.id, 0)
+        owed = deep[p.id] - taken
+        if key in busy or owed <= 0 or _late_dust(ctx, p, owed, taken):
+            continue
+        groups[key].append(Share(p, owed))
+    return [g for _key, g in sorted(groups.items(), key=lambda kv: kv[0][1] or "")]
+
+
+def _late_dust(ctx: Pass, p: Payment, owed: int, taken: int) -> bool:
+    """Money that arrived after a payment's sweep, below `min_late_sweep_bps` of its
+    amount: not worth a transaction (nor a gas top-up). It stays on the address,
+    reported, until more arrives."""
+    if taken == 0 or owed * 10_000 >= p.amount * ctx.settings.min_late_sweep_bps:
+        return False
+    ctx.tally.counts["skipped_dust"] += 1
+    _add_plan(
+        ctx,
+        SweepKind.TOKEN if p.token_address else SweepKind.NATIVE,
+        p,
+        ctx.treasury,
+        owed,
+        0,
+        [p],
+        "skip: late money below min_late_sweep_bps",
+    )
+    return True
+
+
+def _plan_group(ctx: Pass, shares: list[Share]) -> _Draft | None:
+    first = shares[0].payment
+    _check_keys(ctx, first)
+    if first.token_address is None:
+        return _plan_native(ctx, shares)
+    try:
+        return _plan_token(ctx, shares, first.token_address)
+    except RpcRejectedError as exc:
+        # A token that refuses balanceOf/transfer for this address (paused,
+        # blacklisted) costs this sweep only, not every sweep of the chain.
+        ctx.tally.errors.append(f"{first.address}: {first.asset}: {exc}")
+        return None
+
+
+def _check_keys(ctx: Pass, payment: Payment) -> None:
+    path = DEPOSIT_PATH.format(index=payment.derivation_index)
+    if ctx.keys.address(path) != payment.address:
+        raise ConfigError(
+            f"CTRIP_MNEMONIC does not derive deposit address {payment.address} "
+            f"(index {payment.derivation_index}); use the mnemonic the payments were "
+            "created with"
+        )
+
+
+def _plan_native(ctx: Pass, shares: list[Share]) -> _Draft | None:
+    first = shares[0].payment
+    total = _sweepable(ctx, shares, ctx.rpc.balance(first.address))
+    if total is None:
+        return None
+    gas_limit = native_gas(ctx, first.address)
+    prices = native_fees(ctx)
+    fee = fee_reserve_wei(ctx, gas_limit, prices)
+    value = total - fee
+    uneconomic = value <= 0 or fee * 10_000 > ctx.settings.max_fee_share_bps * total
+    action = "skip: fee exceeds max_fee_share_bps" if uneconomic else "sweep"
+    payments = [s.payment for s in shares]
+    _add_plan(
+        ctx, SweepKind.NATIVE, first, ctx.treasury, max(value, 0), fee, payments, action
+    )
+    if uneconomic:
+        ctx.tally.counts["skipped_uneconomic"] += 1
+        return None
+    return _Draft(SweepKind.NATIVE, shares, None, value, gas_limit, prices)
+
+
+def _plan_token(ctx: Pass, shares: list[Share], token: str) -> _Draft | None:
+    first = shares[0].payment
+    amount = _sweepable(ctx, shares, ctx.rpc.token_balance(token, first.address))
+    if amount is None:
+        return None
+    data = tx.transfer_data(ctx.treasury, amount)
+    estimate = ctx.rpc.estimate_gas(sender=first.address, to=token, data=data)
+    gas_limit = estimate + estimate * TOKEN_GAS_MARGIN_BPS // 10_000
+    prices = market_fees(ctx, eip1559=ctx.cfg.eip1559)
+    gas_wei = fee_reserve_wei(ctx, gas_limit, prices)
+    need = max(gas_wei - ctx.rpc.balance(first.address), 0)
+    payments = [s.payment for s in shares]
+    # No price oracle: a token sweep is never skipped as uneconomic; its gas is reported.
+    action = "top up gas, then sweep" if need else "sweep"
+    _add_plan(
+        ctx, SweepKind.TOKEN, first, ctx.treasury, amount, gas_wei, payments, action
+    )
+    if need:
+        fee = send.topup_fee_wei(ctx)
+        _add_plan(
+            ctx,
+            SweepKind.TOPUP,
+            first,
+            first.address,
+            need,
+            fee,
+            payments,
+            "top up",
+            sender=ctx.payer,
+        )
+        if not send.reserve_topup(ctx, need) and not ctx.dry_run:
+            return None
+    return _Draft(SweepKind.TOKEN, shares, token, amount, gas_limit, prices, need)
+
+
+def _sweepable(ctx: Pass, shares: list[Share], balance: int) -> int | None:
+    """What the payments still owe, if the address holds it; else None (reported).
+
+    Never more: stray funds belong to no payment. Never less, which would strand the
+    rest: a balance short of it means an endpoint that lags or funds moved by someone
+    else, so the sweep waits.
+    """
+    owed = sum(s.amount for s in shares)
+    if balance >= owed:
+        return owed
+    first = shares[0].payment
+    ctx.tally.errors.append(
+        f"{first.address}: holds {format_units(balance, first.decimals)} {first.asset}, "
+        f"less than its payments are owed ({format_units(owed, first.decimals)}); "
+        "waiting (a lagging RPC endpoint, or funds moved outside ctrip)"
+    )
+    return None
+
+
+def _sign_draft(ctx: Pass, d: _Draft) -> SweepTransaction:
+    """Sign a draft (and its top-up) and link its shares; returns the row to send.
+
+    A purpose names the deposit address, the asset and the sweep's nonce: unique
+    per sweep, so each later sweep of the same payment is a purpose of its own.
+    """
+    first = d.first
+    nonce = send.next_nonce(ctx, first.address)
+    key = f"{first.address}:{first.asset}:{nonce}"
+    topup = None
+    if d.topup_wei:
+        topup = send.sign_topup(ctx, first.address, d.topup_wei, f"gas:{key}")
+    row = send.sign_row(
+        ctx,
+        purpose=f"sweep:{key}",
+        kind=d.kind,
+        key_path=DEPOSIT_PATH.format(index=first.derivation_index),
+        to=ctx.treasury,
+        token=d.token,
+        amount=d.amount,
+        nonce=nonce,
+        gas_limit=d.gas_limit,
+        fees=d.fees,
+        depends_on=topup,
+    )
+    queries.link_sweep_payments(
+        ctx.session, row.id, [(s.payment.id, s.amount) for s in d.shares]
+    )
+    return topup or row
+
+
+def _add_plan(
+    ctx: Pass,
+    kind: SweepKind,
+    p: Payment,
+    to: str,
+    amount: int,
+    fee_wei: int,
+    payments: list[Payment],
+    action: str,
+    *,
+    sender: str | None = None,
+) -> None:
+    native = ctx.cfg.native
+    asset, decimals = (
+        (native.symbol, native.decimals)
+        if kind == SweepKind.TOPUP
+        else (p.asset, p.decimals)
+    )
+    ctx.tally.plan.append(
+        PlanItem(
+            kind=str(kind),
+            asset=asset,
+            from_address=sender or p.address,
+            to_address=to,
+            amount=format_units(amount, decimals),
+            amount_base_units=str(amount),
+            fee=f"{format_units(fee_wei, native.decimals)} {native.symbol}",
+            fee_wei=str(fee_wei),
+            payments=[x.id for x in payments],
+            action=action,
+        )
+    )
