@@ -572,7 +572,7 @@ class RpcTransport:
             self._budget.acquire(calls)
         with self._lock:
             self.round_trips += 1
-        deadline = time.monotonic() + 3 * self.timeout_s
+        deadline = time.monotonic() + self.timeout_s
         headers = {"content-type": "application/json"}
         with self._http.stream("POST", ep.url, content=payload, headers=headers) as r:
             parts, size = [], 0
