@@ -81,6 +81,9 @@ class Transfers:
     tokens: list[TokenTransfer] = field(default_factory=list)
     native: list[NativeTransfer] = field(default_factory=list)
     source: str = ""  # "receipts", "blocks", "logs" or a combination
+    # Block hashes the answers named (receipts name their block), to check against
+    # the canonical chain.
+    block_hashes: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,14 @@ def quantity(value: Any, what: str = "quantity") -> int:
     return int(value, 16)
 
 
+def index(value: Any, what: str) -> int:
+    """A block number, log index or timestamp: a quantity that fits a BIGINT."""
+    n = quantity(value, what)
+    if n >= 2**63:
+        raise Malformed(f"{what} is out of range")
+    return n
+
+
 def hash32(value: Any, what: str = "hash") -> str:
     if not isinstance(value, str) or not _HASH.match(value):
         raise Malformed(f"{what} is not a 32-byte hex hash")
@@ -78,10 +86,10 @@ def header(block: Any) -> BlockHeader:
     block = obj(block, "block")
     bloom = block.get("logsBloom")
     return BlockHeader(
-        number=quantity(block.get("number"), "block number"),
+        number=index(block.get("number"), "block number"),
         hash=hash32(block.get("hash"), "block hash"),
         parent_hash=hash32(block.get("parentHash"), "parent hash"),
-        timestamp=quantity(block.get("timestamp"), "timestamp"),
+        timestamp=index(block.get("timestamp"), "timestamp"),
         logs_bloom=int(bloom, 16)
         if isinstance(bloom, str) and _BLOOM.match(bloom)
         else None,
@@ -117,8 +125,8 @@ def token_transfer(
         return None
     return TokenTransfer(
         tx_hash=hash32(entry.get("transactionHash"), "transaction hash"),
-        log_index=quantity(entry.get("logIndex"), "log index"),
-        block_number=quantity(entry.get("blockNumber"), "block number"),
+        log_index=index(entry.get("logIndex"), "log index"),
+        block_number=index(entry.get("blockNumber"), "block number"),
         block_hash=hash32(block_hash or entry.get("blockHash"), "block hash"),
         token_address=checksum(address(entry.get("address"), "token address")),
         from_address=checksum(topic_address(topics[1])),
@@ -156,7 +164,7 @@ def native_transfer(tx: Any, receipt: Any) -> NativeTransfer | None:
         return None
     return NativeTransfer(
         tx_hash=hash32(receipt.get("transactionHash"), "transaction hash"),
-        block_number=quantity(receipt.get("blockNumber"), "block number"),
+        block_number=index(receipt.get("blockNumber"), "block number"),
         block_hash=hash32(receipt.get("blockHash"), "block hash"),
         from_address=checksum(address(receipt.get("from"), "sender")),
         to_address=checksum(address(receipt.get("to"), "recipient")),

@@ -10,6 +10,7 @@ ever carries an endpoint's URL or any part of it: URLs may hold API keys.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import itertools
 import json
@@ -41,6 +42,7 @@ log = logging.getLogger("ctrip.rpc")
 Call = tuple[str, Sequence[Any]]
 DEFAULT_MAX_BATCH = 500  # below geth's 1000 (node/defaults.go BatchRequestLimit)
 TARGET_BYTES = 4_000_000  # per response: far below geth's 25 MB, quick to parse
+MAX_BODY_BYTES = 64_000_000  # geth's 25 MB cap with room; more is refused unread
 MIN_TARGET_BYTES = 2_000  # a batch is cut down to single calls before this
 # What a call is expected to return before one has been measured (mainnet-sized).
 PRIOR_BYTES = {
@@ -52,7 +54,8 @@ PRIOR_BYTES = {
     "eth_getTransactionByHash": 2_000,
 }
 DEFAULT_PRIOR = 500
-MAX_RATE_WAIT_S = 30.0  # one Retry-After is honoured up to this
+MAX_RATE_WAIT_S = 30.0
+MIN_RATE_WAIT_S = 0.25  # one Retry-After is honoured up to this
 RATE_WAIT_BUDGET_S = 30.0  # rate-limit waits in all, per pass (cron runs every 15-60 s)
 MAX_TRIES_PER_CALL = 12
 
@@ -231,6 +234,10 @@ class RpcTransport:
         while pending:
             ep = self.preferred
             chunks = self._plan(ep, calls, pending)
+            if _cost_key(calls[pending[0]]) not in ep.limits.bytes_per_call:
+                # Nothing measured yet: one batch at the (cautious) prior first, then
+                # the rest sized by what it weighed.
+                chunks = chunks[:1]
             for idx, value in self._run(calls, chunks):
                 if value is _WAITED:
                     out[idx] = _RETRY
@@ -304,12 +311,12 @@ class RpcTransport:
             for rid, i in ids.items()
         ]
         payload = json.dumps(body[0] if len(body) == 1 else body).encode()
-        if self._budget is not None:
-            self._budget.acquire(len(chunk))
         method = calls[chunk[0]][0]
         started = time.monotonic()
         try:
-            ep, resp = self._post(payload, method, shrinkable=len(chunk) > 1)
+            ep, resp = self._post(
+                payload, method, shrinkable=len(chunk) > 1, calls=len(chunk)
+            )
         except _TimedOut as exc:  # the node chokes on the size: ask for less
             self._shrink(exc.ep, calls, chunk)
             return [(i, _RETRY) for i in chunk]
@@ -320,7 +327,7 @@ class RpcTransport:
     def _interpret(
         self,
         ep: Endpoint,
-        resp: httpx.Response,
+        resp: _Answer,
         calls: Sequence[Call],
         chunk: list[int],
         ids: dict[int, int],
@@ -332,7 +339,7 @@ class RpcTransport:
             what = "HTTP 413: request too large even alone"
             return self._fail_all(ep, calls, chunk, what)
         if resp.status_code == 429:
-            self.rate_wait(ep, resp.headers.get("retry-after"))
+            self.rate_wait(ep, resp.retry_after)
             return [(i, _WAITED) for i in chunk]
         replies = self._decode(ep, resp, calls, chunk)
         if not isinstance(replies, list):
@@ -341,7 +348,11 @@ class RpcTransport:
             1 for r in replies if isinstance(r, dict) and r.get("error") is None
         )
         self._measure(ep, calls, chunk, len(resp.content), answered)
-        by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
+        by_id = {
+            r.get("id"): r
+            for r in replies
+            if isinstance(r, dict) and isinstance(r.get("id"), int | str | None)
+        }
         if len(chunk) == 1 and len(by_id) == 1 and not by_id.keys() & ids.keys():
             by_id = {next(iter(ids)): next(iter(by_id.values()))}  # a sloppy id echo
         if len(chunk) > 1 and not by_id.keys() & ids.keys() and len(replies) == 1:
@@ -369,7 +380,7 @@ class RpcTransport:
     def _decode(
         self,
         ep: Endpoint,
-        resp: httpx.Response,
+        resp: _Answer,
         calls: Sequence[Call],
         chunk: list[int],
     ) -> list[Any] | _Outcome:
@@ -377,7 +388,8 @@ class RpcTransport:
         try:
             replies = json.loads(resp.content)
         except ValueError:
-            if len(chunk) > 1:  # a body cut off at the provider's size cap
+            if len(chunk) > 1 and resp.content.lstrip()[:1] in (b"[", b"{"):
+                # JSON cut off at the provider's size cap (an HTML page is not)
                 self._response_capped(ep, len(resp.content))
                 self._shrink(ep, calls, chunk)
                 return _Outcome([(i, _RETRY) for i in chunk])
@@ -536,7 +548,8 @@ class RpcTransport:
                 delay = min(
                     self._backoff_s * 2 ** min(int(self._rate_waited_s), 6), 8.0
                 )
-            delay = min(delay, MAX_RATE_WAIT_S)
+            # At least a little: "Retry-After: 0" forever must still use up the budget.
+            delay = min(max(delay, MIN_RATE_WAIT_S), MAX_RATE_WAIT_S)
             if self._rate_waited_s + delay > self._rate_wait_budget_s:
                 raise RpcUnavailableError(
                     f"chain {self.cfg.name!r}: {ep.label} kept rate-limiting the pass "
@@ -551,9 +564,31 @@ class RpcTransport:
 
     # -- HTTP --
 
+    def _fetch(self, ep: Endpoint, payload: bytes, calls: int) -> _Answer:
+        """One POST, read within a deadline for the whole answer and a size cap on
+        what it inflates to (a trickling body or a gzip bomb must not hold a pass).
+        Every POST spends `calls` of the call budget, retries included."""
+        if self._budget is not None:
+            self._budget.acquire(calls)
+        with self._lock:
+            self.round_trips += 1
+        deadline = time.monotonic() + 3 * self.timeout_s
+        headers = {"content-type": "application/json"}
+        with self._http.stream("POST", ep.url, content=payload, headers=headers) as r:
+            parts, size = [], 0
+            for part in r.iter_bytes():
+                size += len(part)
+                if size > MAX_BODY_BYTES:
+                    raise _TooBig(f"answer over {MAX_BODY_BYTES:,} bytes")
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("the answer took too long")
+                parts.append(part)
+            retry_after = r.headers.get("retry-after")
+            return _Answer(r.status_code, retry_after, b"".join(parts))
+
     def _post(
-        self, payload: bytes, method: str, *, shrinkable: bool
-    ) -> tuple[Endpoint, httpx.Response]:
+        self, payload: bytes, method: str, *, shrinkable: bool, calls: int = 1
+    ) -> tuple[Endpoint, _Answer]:
         """POST to the preferred endpoint, failing over and retrying with backoff."""
         failures: list[str] = []
         for attempt in range(self._attempts):
@@ -567,14 +602,12 @@ class RpcTransport:
             for k in range(n):
                 ep = self.endpoints[(start + k) % n]
                 try:
-                    with self._lock:
-                        self.round_trips += 1
-                    resp = self._http.post(
-                        ep.url,
-                        content=payload,
-                        headers={"content-type": "application/json"},
-                    )
-                except (httpx.TimeoutException, httpx.RemoteProtocolError) as exc:
+                    resp = self._fetch(ep, payload, calls)
+                except (
+                    httpx.TimeoutException,
+                    httpx.RemoteProtocolError,
+                    _TooBig,
+                ) as exc:
                     # A timeout or a body cut off mid-way: maybe the batch's size.
                     failures.append(f"{ep.label}: {type(exc).__name__}")
                     timeouts += 1
@@ -593,7 +626,8 @@ class RpcTransport:
                     # endpoint's problem: either way the next endpoint may answer.
                     failures.append(f"{ep.label}: HTTP {resp.status_code}")
                     continue
-                if not shrinkable and resp.status_code == 200 and not _is_json(resp):
+                cut = shrinkable and resp.content.lstrip()[:1] in (b"[", b"{")
+                if resp.status_code == 200 and not cut and not _is_json(resp):
                     failures.append(f"{ep.label}: not JSON")  # garbage: try elsewhere
                     continue
                 self._prefer(ep)
@@ -637,6 +671,17 @@ class RpcTransport:
 
 
 @dataclass(frozen=True, slots=True)
+class _Answer:
+    status_code: int
+    retry_after: str | None
+    content: bytes
+
+
+class _TooBig(Exception):
+    """An answer larger than MAX_BODY_BYTES once inflated."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Outcome:
     outcome: list[tuple[int, Any]]
 
@@ -647,7 +692,7 @@ class _TimedOut(Exception):
         self.ep = ep
 
 
-def _is_json(resp: httpx.Response) -> bool:
+def _is_json(resp: _Answer) -> bool:
     try:
         json.loads(resp.content)
     except ValueError:
@@ -667,7 +712,7 @@ def _retry_after_s(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -691,6 +736,9 @@ def _url_secrets(urls: Sequence[str]) -> list[str]:
         for piece in (parts.username, parts.password, parts.query, parts.fragment):
             if piece:
                 found.update({piece, unquote(piece)})
+        if parts.username is not None:  # an echoed `Authorization: Basic ...` header
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            found.add(base64.b64encode(pair.encode()).decode())
         if parts.path not in ("", "/"):
             found.update({parts.path, parts.path.strip("/")})
             found.update(s for s in parts.path.split("/") if len(s) >= 6)

@@ -1,61 +1,58 @@
-"""BIP-44 key derivation from the operator's mnemonic. Keys live in memory only.
+"""BIP-32/BIP-44 key derivation from the operator's mnemonic. Keys live in memory only.
 
 Deposit address `i` is m/44'/60'/0'/0/i; the gas payer defaults to m/44'/60'/1'/0/0.
+Points are multiplied by libsecp256k1 (coincurve), and a process keeps one key ring per
+mnemonic, so a new deposit address is one child step from the cached m/44'/60'/0'/0.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib.util
+import unicodedata
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import coincurve
+from Crypto.Hash import keccak
 from pydantic import SecretStr
 
 from ctrip_cli import keypaths
 from ctrip_cli.chain import public_mnemonics
-from ctrip_cli.config import ChainConfig
+from ctrip_cli.config import ChainConfig, to_checksum
 from ctrip_cli.errors import ConfigError
 
 DEPOSIT_PATH = "m/44'/60'/0'/0/{index}"
+LEAF_CACHE_SIZE = 4096  # derived keys and addresses a ring remembers (then it forgets)
+_RING_CACHE_SIZE = 8
+_RINGS: dict[bytes, KeyRing] = {}
 
 
 class KeyRing:
     """Derives deposit and gas-payer keys; its repr never shows the mnemonic."""
 
-    __slots__ = (
-        "_accounts",
-        "_addresses",
-        "_key_objs",
-        "_keys",
-        "_nodes",
-        "_pubs",
-        "_seed",
-    )
+    __slots__ = ("_accounts", "_leaves", "_nodes", "_pubs", "_seed")
 
     def __init__(self, mnemonic: SecretStr) -> None:
-        from eth_account.hdaccount import seed_from_mnemonic
-        from eth_account.hdaccount.mnemonic import (  # type: ignore[attr-defined]
-            Language,
-            Mnemonic,
-        )
-
         words = mnemonic.get_secret_value()
-        if not Mnemonic(Language.ENGLISH).is_mnemonic_valid(words):
+        if not _is_valid_mnemonic(words):
             raise ConfigError(
                 "CTRIP_MNEMONIC: not a valid BIP-39 English mnemonic (word or checksum)"
             )
-        self._seed = seed_from_mnemonic(words, "")
-        # Derivation costs ~10 ms a key; a sweep pass asks for the same paths repeatedly.
-        self._keys: dict[str, bytes] = {}
+        self._seed = _seed(words)
+        # Inner nodes (a handful of account paths) are kept; leaves are bounded.
         self._nodes: dict[tuple[int, ...], tuple[bytes, bytes]] = {}
         self._pubs: dict[tuple[int, ...], bytes] = {}
-        self._addresses: dict[str, str] = {}
+        self._leaves: dict[str, tuple[bytes, str]] = {}
         self._accounts: dict[str, Any] = {}
-        self._key_objs: dict[str, Any] = {}
 
     @classmethod
     def for_chain(cls, mnemonic: SecretStr | None, chain: ChainConfig) -> KeyRing:
         """The key ring for `chain`, refusing public test mnemonics off dev chains.
+
+        The ring is shared by every caller in this process with the same mnemonic.
 
         Raises:
             ConfigError: no mnemonic configured, or a public mnemonic on a real chain.
@@ -71,7 +68,22 @@ class KeyRing:
                 f"{chain.chain_id}; anyone can spend from its addresses. Set your own "
                 "CTRIP_MNEMONIC"
             )
-        return cls(mnemonic)
+        return cls.shared(mnemonic)
+
+    @classmethod
+    def shared(cls, mnemonic: SecretStr) -> KeyRing:
+        """This process's ring for `mnemonic`, built on first use.
+
+        Raises:
+            ConfigError: not a valid mnemonic.
+        """
+        digest = hashlib.sha256(mnemonic.get_secret_value().encode()).digest()
+        ring = _RINGS.get(digest)
+        if ring is None:
+            if len(_RINGS) >= _RING_CACHE_SIZE:
+                _RINGS.clear()
+            ring = _RINGS[digest] = cls(mnemonic)
+        return ring
 
     def __repr__(self) -> str:
         return "KeyRing(**********)"
@@ -82,15 +94,42 @@ class KeyRing:
         Raises:
             ConfigError: the path is not a valid derivation path.
         """
-        cached = self._keys.get(path)
-        if cached is None:
-            cached = self._keys[path] = self._derive(path)
-        return cached
+        return self._leaf(path)[0]
+
+    def address(self, path: str) -> str:
+        """The checksummed address of the key at `path`.
+
+        Raises:
+            ConfigError: the path is not a valid derivation path.
+        """
+        return self._leaf(path)[1]
+
+    def deposit_address(self, index: int) -> str:
+        return self.address(DEPOSIT_PATH.format(index=index))
+
+    def account(self, path: str) -> Any:
+        """An eth_account LocalAccount for signing (keep it local; never log it)."""
+        account = self._accounts.get(path)
+        if account is None:
+            from eth_account import Account
+
+            if len(self._accounts) >= LEAF_CACHE_SIZE:
+                self._accounts.clear()
+            account = self._accounts[path] = Account.from_key(self.private_key(path))
+        return account
+
+    def _leaf(self, path: str) -> tuple[bytes, str]:
+        leaf = self._leaves.get(path)
+        if leaf is None:
+            key = self._derive(path)
+            if len(self._leaves) >= LEAF_CACHE_SIZE:
+                self._leaves.clear()
+            leaf = self._leaves[path] = (key, _address(key))
+        return leaf
 
     def _derive(self, path: str) -> bytes:
-        # BIP-32 with every intermediate node cached: deposit i needs only one HMAC
-        # from the cached m/44'/60'/0'/0 node instead of a full walk with point
-        # multiplications (~10 ms each in the pure-Python backend).
+        # BIP-32 with the inner nodes cached: deposit i needs one HMAC and one point
+        # multiplication from the cached m/44'/60'/0'/0 node instead of a full walk.
         nodes = _parse_path(path)
         depth = len(nodes)
         while depth and nodes[:depth] not in self._nodes:
@@ -100,55 +139,68 @@ class KeyRing:
             child = _child(key, chain_code, nodes[i], self._public(nodes[:i], key))
             if (
                 child is None
-            ):  # probability < 2**-127: let eth_account apply BIP-32's rule
+            ):  # probability < 2**-127: eth_account applies BIP-32's rule
                 from eth_account.hdaccount import key_from_seed
 
                 return bytes(key_from_seed(self._seed, path))
             key, chain_code = child
-            self._nodes[nodes[: i + 1]] = child
+            if i < len(nodes) - 1:
+                self._nodes[nodes[: i + 1]] = child
         return key
 
     def _public(self, node: tuple[int, ...], key: bytes) -> bytes:
+        # Only inner nodes are parents, so this cache stays as small as `_nodes`.
         pub = self._pubs.get(node)
         if pub is None:
-            from eth_keys.datatypes import PrivateKey
-
-            pub = self._pubs[node] = PrivateKey(key).public_key.to_compressed_bytes()
+            pub = self._pubs[node] = coincurve.PublicKey.from_secret(key).format()
         return pub
-
-    def address(self, path: str) -> str:
-        cached = self._addresses.get(path)
-        if cached is None:
-            cached = self._addresses[path] = str(
-                self._key_obj(path).public_key.to_checksum_address()
-            )
-        return cached
-
-    def _key_obj(self, path: str) -> Any:
-        # eth_keys computes the public key once, here; the address and the account
-        # (and each signature, see chain/tx.py) reuse it.
-        obj = self._key_objs.get(path)
-        if obj is None:
-            from eth_keys.datatypes import PrivateKey
-
-            obj = self._key_objs[path] = PrivateKey(self.private_key(path))
-        return obj
-
-    def deposit_address(self, index: int) -> str:
-        return self.address(DEPOSIT_PATH.format(index=index))
-
-    def account(self, path: str) -> Any:
-        """An eth_account LocalAccount for signing (keep it local; never log it)."""
-        from eth_account import Account
-
-        account = self._accounts.get(path)
-        if account is None:
-            account = self._accounts[path] = Account.from_key(self._key_obj(path))
-        return account
 
 
 _HARDENED = keypaths.HARDENED
 _CURVE_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_WORD_COUNTS = (12, 15, 18, 21, 24)
+
+
+@cache
+def _wordlist() -> dict[str, int]:
+    # BIP-39's English list as eth-account ships it, read without importing
+    # eth_account (whose import costs more than a whole `payments create`).
+    spec = importlib.util.find_spec("eth_account")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("eth-account is not installed; reinstall ctrip")
+    path = Path(spec.submodule_search_locations[0], "hdaccount/wordlist/english.txt")
+    words = path.read_text(encoding="utf-8").split()
+    return {word: i for i, word in enumerate(words)}
+
+
+def _is_valid_mnemonic(words: str) -> bool:
+    """BIP-39: known words whose last n/3 bits are the start of SHA-256(entropy)."""
+    # The same rule (NFKD, single spaces) as eth-account's Mnemonic.is_mnemonic_valid.
+    parts = unicodedata.normalize("NFKD", words).split(" ")
+    index = _wordlist()
+    if len(parts) not in _WORD_COUNTS or any(w not in index for w in parts):
+        return False
+    value = 0
+    for word in parts:
+        value = value << 11 | index[word]
+    checksum_bits = len(parts) // 3
+    entropy = (value >> checksum_bits).to_bytes(len(parts) * 4 // 3, "big")
+    expected = hashlib.sha256(entropy).digest()[0] >> (8 - checksum_bits)
+    return hmac.compare_digest(
+        bytes([expected]), bytes([value & ((1 << checksum_bits) - 1)])
+    )
+
+
+def _seed(words: str) -> bytes:
+    # BIP-39 seed: PBKDF2-HMAC-SHA512, 2048 rounds, salt "mnemonic" (no passphrase).
+    normal = unicodedata.normalize("NFKD", words).encode()
+    return hashlib.pbkdf2_hmac("sha512", normal, b"mnemonic", 2048)
+
+
+def _address(key: bytes) -> str:
+    point = coincurve.PublicKey.from_secret(key).format(compressed=False)
+    digest = keccak.new(digest_bits=256, data=point[1:]).hexdigest()
+    return to_checksum(digest[-40:])
 
 
 def _parse_path(path: str) -> tuple[int, ...]:

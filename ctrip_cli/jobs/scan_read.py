@@ -91,12 +91,34 @@ class Reader:
         tokens = found.tokens
         if wanted is not None:
             tokens = [t for t in tokens if t.to_address.lower() in wanted]
-        _check_hashes(headers, [*tokens, *found.native])
+        self._check_canonical(headers, [*tokens, *found.native], found.block_hashes)
         if "logs" in found.source and wanted:
             self._check_blooms(headers, tokens, watched)
         if b >= self.window and self.chain.block_hashes([b]).get(b) != headers[-1].hash:
             raise ChainMoved
         return Transfers(tokens, found.native, found.source)
+
+    def _check_canonical(
+        self,
+        headers: list[BlockHeader],
+        found: Sequence[Transfer],
+        named: dict[int, str],
+    ) -> None:
+        """The block hashes the answers named are the canonical ones: checked against
+        the headers read, and asked for where a transfer sits in a block inside the
+        batch (no header read there; a forged hash would never confirm)."""
+        canonical = {h.number: h.hash for h in headers}
+        # Free to check where a header was read; elsewhere only where money was found
+        # (one header call per such block, not per block).
+        named = {n: h for n, h in named.items() if n in canonical}
+        named.update({t.block_number: t.block_hash for t in found})
+        missing = [n for n in named if n not in canonical]
+        if missing:
+            canonical.update(self.chain.block_hashes(missing))  # type: ignore[arg-type]
+        if any(canonical.get(n) != h for n, h in named.items()):
+            raise ChainMoved
+        if any(canonical.get(t.block_number) != t.block_hash for t in found):
+            raise ChainMoved
 
     def _check_blooms(
         self, headers: list[BlockHeader], found: list[TokenTransfer], watched: Watched
@@ -148,12 +170,6 @@ class Reader:
     def window(self) -> int:
         """The lowest block a fork within `reorg_depth_blocks` of the head can reach."""
         return self.head - self.cfg.reorg_depth_blocks + 1
-
-
-def _check_hashes(headers: list[BlockHeader], found: Sequence[Transfer]) -> None:
-    by_number = {h.number: h.hash for h in headers}
-    if any(by_number.get(t.block_number, t.block_hash) != t.block_hash for t in found):
-        raise ChainMoved
 
 
 def _check_links(headers: list[BlockHeader], prev_hash: str | None) -> None:

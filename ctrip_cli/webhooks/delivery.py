@@ -23,7 +23,7 @@ import httpx
 
 from ctrip_cli import __version__
 from ctrip_cli.config import WebhookSettings
-from ctrip_cli.webhooks import signing, ssrf
+from ctrip_cli.webhooks import signing, ssrf, streams
 
 log = logging.getLogger("ctrip.webhooks")
 USER_AGENT = f"ctrip/{__version__}"
@@ -84,7 +84,9 @@ def guarded_transport(
         max_connections=connections,
         max_keepalive_connections=connections,
         keepalive_expiry=30.0,
-        network_backend=ssrf.GuardedBackend(allow_private=settings.allow_private),
+        network_backend=ssrf.GuardedBackend(
+            allow_private=settings.allow_private, inner=streams.AsyncioBackend()
+        ),
     )
     ssrf.install_pool(transport, pool)
     return transport

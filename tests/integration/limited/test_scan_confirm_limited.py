@@ -13,7 +13,7 @@ import pytest
 
 from ctrip_cli.db.models import ScanCursor
 from scripts.emulator import Emulator
-from tests.evm import Anvil, send_native, token_transfer
+from tests.evm import Anvil, balance_of, native_balance, send_native, token_transfer
 from tests.evm_fixtures import TestTokens
 from tests.integration.evm.scan_world import PAYER, ScanWorld, make_world
 
@@ -176,3 +176,69 @@ def test_learnt_limits_are_kept_so_the_next_pass_does_not_fail_first(
     assert limits.max_batch is not None
     assert limits.max_batch <= 5
     assert again["limited"] == {}
+
+
+SWEEP_PROFILES = [
+    p
+    for p in PROFILES
+    if p[0]
+    in (
+        "geth",
+        "hosted-413",
+        "public-date",
+        "gateway",
+        "no-batch",
+        "truncated",
+        "bsc-public",
+        "quicknode-free",
+    )
+]
+
+
+@pytest.mark.parametrize(("profile", "overrides", "refusal"), SWEEP_PROFILES)
+def test_sweep_settles_every_asset_through_the_profile(
+    world: ScanWorld, profile: str, overrides: dict[str, Any], refusal: str | None
+) -> None:
+    from ctrip_cli.chain.evm import EvmChain
+    from ctrip_cli.chain.signer import KeyRing
+    from ctrip_cli.config import to_checksum
+    from ctrip_cli.jobs import sweep as sweep_job
+
+    treasury = to_checksum("0x" + "5e" * 20)
+    paid = _pay_every_asset(world)
+    keys = KeyRing.for_chain(world.settings.mnemonic, world.cfg)
+    send_native(
+        world.anvil, PAYER, keys.address(world.settings.sweep.gas_payer_path), ETH
+    )
+    with Emulator(world.anvil.url, profile, **overrides) as emu:
+        _through(world, emu)
+        world.settings.chains["local"] = world.cfg.model_copy(
+            update={"treasury": treasury}
+        )
+        world.scan()
+        world.confirm()
+        for _ in range(6):
+            client = EvmChain.open(world.cfg)
+            try:
+                with world.session() as s:
+                    sweep_job.run(
+                        s,
+                        client,
+                        cfg=world.cfg,
+                        keys=keys,
+                        now=world.clock,
+                        settings=world.settings.sweep,
+                    )
+            finally:
+                client.close()
+            if all(world.payment(pid).status == "settled" for pid in paid):
+                break
+            world.anvil.mine(world.cfg.confirmations)
+    assert {world.payment(pid).status for pid in paid} == {"settled"}
+    for attr, units in (
+        ("usdc", 12_500_000),
+        ("dai", 3 * ETH + 1),
+        ("usdt", 7_000_000),
+    ):
+        assert balance_of(world.anvil, getattr(world.tokens, attr), treasury) == units
+    assert 0 < native_balance(world.anvil, treasury) < 3 * ETH // 2

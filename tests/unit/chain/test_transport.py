@@ -289,6 +289,8 @@ def test_logs_refused_even_for_one_block_fall_back_to_receipts() -> None:
             if c["method"] == "eth_getLogs":
                 err = {"code": -32005, "message": "limit exceeded"}
                 out.append({"jsonrpc": "2.0", "id": c["id"], "error": err})
+            elif c["method"] == "eth_getBlockTransactionCountByNumber":
+                out.append(_ok(c, "0x0"))  # the blocks really are empty
             else:
                 out.append(_ok(c, []))  # eth_getBlockReceipts: empty blocks
         return _reply(out, is_batch)
@@ -301,3 +303,45 @@ def test_logs_refused_even_for_one_block_fall_back_to_receipts() -> None:
     )
     assert found.source == "receipts"
     assert chain.rpc.preferred.limits.logs_refused is True
+
+
+@pytest.mark.parametrize(
+    ("logs_per_receipt", "expected"), [(0, "receipts"), (40, "blocks")]
+)
+def test_auto_native_read_measures_both_and_takes_the_lighter(
+    logs_per_receipt: int, expected: str
+) -> None:
+    to = "0x" + "42" * 20
+    log = {
+        "address": "0x" + "11" * 20,
+        "topics": ["0x" + "ab" * 32] * 3,
+        "data": "0x" + "00" * 64,
+    }
+
+    def node(calls: list[dict[str, Any]], is_batch: bool) -> httpx.Response:
+        out = []
+        for c in calls:
+            if c["method"] == "eth_getBlockReceipts":
+                n = c["params"][0]
+                receipt = {"to": to, "status": "0x0", "logs": [log] * logs_per_receipt,
+                           "blockNumber": n, "blockHash": "0x" + f"{int(n, 16) + 1:064x}"}  # fmt: skip
+                out.append(_ok(c, [receipt] * 5))
+            elif c["method"] == "eth_getBlockByNumber":
+                tx = {
+                    "to": to,
+                    "value": "0x0",
+                    "hash": "0x" + "cd" * 32,
+                    "input": "0x" + "00" * 200,
+                }
+                out.append(_ok(c, {**_block(c)["result"], "transactions": [tx] * 5}))
+            else:
+                out.append(_ok(c, []))
+        return _reply(out, is_batch)
+
+    from ctrip_cli.chain.client import Watched
+
+    chain, _ = _chain(node)
+    found = chain.transfers(1, 4, Watched(native={to}))
+    assert found.source.split("+")[-1] == expected
+    measured = chain.rpc.preferred.limits.bytes_per_call
+    assert {"eth_getBlockReceipts", "eth_getBlockByNumber/full"} <= measured.keys()
