@@ -106,10 +106,20 @@ class ChainConfig(_Model):
     # How native transfers are read: whole blocks' receipts (they also carry every
     # token Transfer log), or full blocks; `auto` measures both and takes the cheaper.
     native_read: Literal["auto", "receipts", "blocks"] = "auto"
+    # Native coin forwarded by contracts (internal calls): `auto` reads block traces
+    # where the endpoint answers them, `traces` requires them, `reconcile` and `off`
+    # never read them (`ctrip reconcile` finds such money from balances).
+    native_internal: Literal["auto", "traces", "reconcile", "off"] = "auto"
     # Calls a second, counted per JSON-RPC call (providers bill per call).
     rpc_max_calls_per_s: int | None = Field(default=None, ge=1, le=1_000_000)
     # `status --check` threshold; default max(min_lag_blocks, max_lag_s / block_time_s).
     max_lag_blocks: int | None = Field(default=None, ge=1, le=10**9)
+
+    @field_validator("native_internal", mode="before")
+    @classmethod
+    def _native_internal(cls, v: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads a bare `off` as the boolean false.
+        return "off" if v is False else v
 
     @field_validator("treasury")
     @classmethod

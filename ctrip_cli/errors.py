@@ -7,6 +7,7 @@ CtripError                      exit 1 unless stated
 │   ├── RpcUnavailableError     timeouts, refused connections, 5xx, 429
 │   ├── RpcRejectedError        the node answered with an error
 │   ├── ChainIdMismatchError    the endpoint serves another chain
+│   ├── TracesUnavailableError  native_internal: traces, but no trace method answers
 │   ├── ReorgTooDeepError       a fork deeper than the kept window
 │   ├── NonceConflictError      the node's nonce disagrees with ours
 │   └── InsufficientFundsError  the gas payer cannot pay
@@ -63,6 +64,10 @@ class RpcRejectedError(ChainError):
 
 class ChainIdMismatchError(ChainError):
     """The RPC endpoint serves a different chain than chains.yaml says."""
+
+
+class TracesUnavailableError(ChainError):
+    """The chain's endpoint answers no trace method, and native_internal is traces."""
 
 
 class ReorgTooDeepError(ChainError):

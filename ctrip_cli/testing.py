@@ -57,6 +57,8 @@ class FakeChain:
         self.tip_wei = 1_000_000_000
         self.token_gas = 50_000
         self.auto_mine = False  # mine every accepted transaction at once
+        # False: the node answers no trace method, so forwarded coin stays unseen.
+        self.traces = True
         self.mempool: dict[str, tuple[str, tx.Decoded]] = {}  # hash -> (raw, decoded)
         self.mined: dict[str, Receipt] = {}
         self.sent: list[str] = []  # raw transactions in the order they arrived
@@ -89,15 +91,12 @@ class FakeChain:
         block: int | None = None,
     ) -> TokenTransfer | NativeTransfer:
         """Record a transfer in `block` (default: a new block) and return it."""
+        if token is None:
+            return self._add_native(to, amount, block, None, None)
         if block is None:
             block = self.produce_blocks(1)[0].number
         b = self.blocks[block]
         tx_hash = self._hash("tx", next(self._tx))
-        if token is None:
-            n = NativeTransfer(tx_hash, block, b.header.hash, PAYER, to, amount)
-            b.native.append(n)
-            self.balances[to.lower()] = self.balances.get(to.lower(), 0) + amount
-            return n
         key = (token.lower(), to.lower())
         self.token_balances[key] = self.token_balances.get(key, 0) + amount
         log_index = len(b.tokens)
@@ -106,6 +105,38 @@ class FakeChain:
         )
         b.tokens.append(t)
         return t
+
+    def add_internal_transfer(
+        self,
+        to: str,
+        amount: int,
+        *,
+        block: int | None = None,
+        tx_hash: str | None = None,
+        position: int = 1,
+    ) -> NativeTransfer:
+        """Native coin forwarded to `to` by a contract, at trace `position` (>= 1) of
+        transaction `tx_hash` (default: a new one) in `block` (default: a new block)."""
+        if position < 1:
+            raise ValueError("position 0 is the top-level call, not an internal one")
+        return self._add_native(to, amount, block, tx_hash, position)
+
+    def _add_native(
+        self,
+        to: str,
+        amount: int,
+        block: int | None,
+        tx_hash: str | None,
+        position: int | None,
+    ) -> NativeTransfer:
+        if block is None:
+            block = self.produce_blocks(1)[0].number
+        b = self.blocks[block]
+        tx_hash = tx_hash or self._hash("tx", next(self._tx))
+        n = NativeTransfer(tx_hash, block, b.header.hash, PAYER, to, amount, position)
+        b.native.append(n)
+        self.balances[to.lower()] = self.balances.get(to.lower(), 0) + amount
+        return n
 
     def produce_fork(self, depth: int, *, keep_transfers: bool = False) -> None:
         """Replace the last `depth` blocks with new ones (transfers dropped, or moved)."""
@@ -122,7 +153,17 @@ class FakeChain:
                         block=old.header.number,
                     )
                 for n in old.native:
-                    self.add_transfer(n.to_address, n.amount, block=old.header.number)
+                    if n.trace_position is None:
+                        self.add_transfer(
+                            n.to_address, n.amount, block=old.header.number
+                        )
+                    else:
+                        self.add_internal_transfer(
+                            n.to_address,
+                            n.amount,
+                            block=old.header.number,
+                            position=n.trace_position,
+                        )
 
     # -- ChainClient: reads for scan and confirm --
 
@@ -209,6 +250,7 @@ class FakeChain:
             for b in self.blocks[from_block : to_block + 1]
             for n in b.native
             if n.to_address.lower() in wanted
+            and (self.traces or n.trace_position is None)
         ]
 
     # -- ChainClient: accounts and transactions --

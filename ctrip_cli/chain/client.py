@@ -34,7 +34,8 @@ class TokenTransfer:
 
 @dataclass(frozen=True, slots=True)
 class NativeTransfer:
-    """A successful top-level transaction moving the native coin (`amount` in wei)."""
+    """Native coin moved (`amount` in wei) by a successful top-level transaction, or,
+    with `trace_position`, by an internal call at that position of its trace."""
 
     tx_hash: str
     block_number: int
@@ -42,10 +43,16 @@ class NativeTransfer:
     from_address: str
     to_address: str
     amount: int
+    trace_position: int | None = None  # >= 1: a frame below the top-level call
 
     @property
     def log_index(self) -> int:
-        return -1  # native transfers have no log; -1 keeps (chain, tx, log) unique
+        # Native transfers have no log: -1 is the top-level transfer, -(1000 + n)
+        # the internal one at trace position n (chain/traces.py); logs are >= 0, so
+        # (chain, tx, log index) stays unique.
+        if self.trace_position is None:
+            return -1
+        return -(1000 + self.trace_position)
 
 
 @dataclass(frozen=True, slots=True)

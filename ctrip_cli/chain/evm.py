@@ -14,7 +14,7 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from ctrip_cli.chain import parse, tx
+from ctrip_cli.chain import parse, traces, tx
 from ctrip_cli.chain.client import (
     BlockHeader,
     EndpointProbe,
@@ -183,6 +183,32 @@ class EvmChain:
     # -- transfers --
 
     def transfers(self, from_block: int, to_block: int, watched: Watched) -> Transfers:
+        """Token and native transfers of the range to `watched`, with the native coin
+        forwarded by contracts where the chain's `native_internal` reads traces.
+
+        Raises:
+            TracesUnavailableError: `native_internal: traces` on an endpoint without.
+            RpcUnavailableError, RpcRejectedError: as `RpcTransport.batch`.
+        """
+        found = self._top_level_transfers(from_block, to_block, watched)
+        if not watched.native or self.cfg.native_internal not in ("auto", "traces"):
+            return found
+        internal = traces.internal_transfers(
+            self.rpc,
+            range(from_block, to_block + 1),
+            watched.native,
+            block_hashes=self.block_hashes,
+            chain=self.cfg.name,
+            required=self.cfg.native_internal == "traces",
+        )
+        if internal is None:
+            return found
+        source = "+".join(s for s in (found.source, "traces") if s)
+        return Transfers(found.tokens, [*found.native, *internal], source)
+
+    def _top_level_transfers(
+        self, from_block: int, to_block: int, watched: Watched
+    ) -> Transfers:
         """Token and native transfers of the range to `watched`.
 
         With native recipients, receipts are read when they are the cheaper read (they

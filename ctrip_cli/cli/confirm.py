@@ -27,16 +27,16 @@ def confirm(
 
     Example: [bold]ctrip confirm --chain bsc --json[/]
     """
-    from ctrip_cli.jobs import (
-        confirm as confirm_job,
-    )  # here, so `ctrip --help` stays fast
+    # Here, so `ctrip --help` stays fast.
+    from ctrip_cli.jobs import confirm as confirm_job
+    from ctrip_cli.jobs import passes
 
     rt: Runtime = ctx.obj
     with rt.errors():
         cfg = rt.settings.chain(chain)
         with rt.open_chain(chain) as client:
             result = rt.run_job(
-                "confirm",
+                passes.CONFIRM,
                 chain,
                 lambda session: confirm_job.run(
                     session,
@@ -45,7 +45,6 @@ def confirm(
                     now=rt.now(),
                     tolerance_bps=rt.settings.scan.underpayment_tolerance_bps,
                 ),
-                lambda reason: confirm_job.skipped(chain, reason),
             )
     rt.show(lambda: _view(result), result, as_json=json_)
 

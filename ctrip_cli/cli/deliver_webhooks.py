@@ -36,6 +36,7 @@ def deliver_webhooks(
     """
     # Imported here so `ctrip --help` does not load httpx and SQLAlchemy.
     from ctrip_cli.jobs import deliver_webhooks as job
+    from ctrip_cli.jobs import passes
     from ctrip_cli.money import parse_duration_s
 
     rt = ctx.obj
@@ -46,7 +47,7 @@ def deliver_webhooks(
         settings = rt.settings
         dev_chains = [name for name, chain in settings.chains.items() if chain.is_dev]
         result = rt.run_job(
-            "deliver-webhooks",
+            passes.DELIVER_WEBHOOKS,
             "",
             lambda session: job.run(
                 session,
@@ -56,7 +57,6 @@ def deliver_webhooks(
                 limit=limit,
                 time_budget_s=budget_s,
             ),
-            job.skipped,
         )
     rt.show(lambda: _view(result), result, as_json=json_)
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from ctrip_cli.config import Settings
+    from ctrip_cli.jobs.passes import Pass
 
 # SQLAlchemy, pydantic and the chain modules are imported inside the methods that use
 # them, so `ctrip --help` stays fast.
@@ -134,14 +135,10 @@ class Runtime:
         except SQLAlchemyError as exc:  # the pass's own outcome matters more
             log.warning("could not keep the learnt RPC limits: %s", type(exc).__name__)
 
-    def run_job(
-        self,
-        job: str,
-        scope: str,
-        body: Callable[[Session], R],
-        skipped: Callable[[str], R],
-    ) -> R:
-        """Run `body` under the (job, scope) lock and record the run in job_runs.
+    def run_job(self, job: Pass[R], scope: str, body: Callable[[Session], R]) -> R:
+        """Run `body` under the pass's (lock, scope) and record the run in job_runs.
+
+        A held lock makes the pass's skipped result (`jobs.passes`), recorded too.
 
         Every failure is recorded, so `status` sees it: a CtripError with its message,
         anything else (a bug, whose traceback follows) by its type only, as its text
@@ -150,28 +147,28 @@ class Runtime:
         from ctrip_cli.db import engine as db_engine
         from ctrip_cli.db import locks
 
-        started = self.now()
+        name, started = job.name, self.now()
         try:
             with (
                 db_engine.translate_errors(),
-                locks.try_job_lock(self.engine, job, scope) as held,
+                locks.try_job_lock(self.engine, job.lock, scope) as held,
             ):
                 if not held:
-                    result = skipped("lock held")
-                    self._record(job, scope, started, "skipped", result, None)
+                    result = job.skipped(scope, "lock held")
+                    self._record(name, scope, started, "skipped", result, None)
                     return result
                 with self.open_session() as session:
                     result = body(session)
         except CtripError as exc:
             self._record(
-                job, scope, started, "error", None, f"{type(exc).__name__}: {exc}"
+                name, scope, started, "error", None, f"{type(exc).__name__}: {exc}"
             )
             raise
         except Exception as exc:
             error = f"unexpected {type(exc).__name__}; see the pass's stderr"
-            self._record(job, scope, started, "error", None, error)
+            self._record(name, scope, started, "error", None, error)
             raise
-        self._record(job, scope, started, "ok", result, None)
+        self._record(name, scope, started, "ok", result, None)
         return result
 
     def _record(

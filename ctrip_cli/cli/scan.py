@@ -37,7 +37,8 @@ def scan(
 
     Example: [bold]ctrip scan --chain bsc --json[/]
     """
-    from ctrip_cli.jobs import scan as scan_job  # here, so `ctrip --help` stays fast
+    from ctrip_cli.jobs import passes  # here, so `ctrip --help` stays fast
+    from ctrip_cli.jobs import scan as scan_job
 
     rt: Runtime = ctx.obj
     with rt.errors():
@@ -45,7 +46,7 @@ def scan(
         cfg, settings = rt.settings.chain(chain), rt.settings.scan
         with rt.open_chain(chain) as client, _progress(rt) as progress:
             result = rt.run_job(
-                "scan",
+                passes.SCAN,
                 chain,
                 lambda session: scan_job.run(
                     session,
@@ -57,7 +58,6 @@ def scan(
                     to_block=to_block,
                     progress=progress,
                 ),
-                lambda reason: scan_job.skipped(chain, reason),
             )
     rt.show(lambda: _view(result), result, as_json=json_)
 

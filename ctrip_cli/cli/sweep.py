@@ -41,6 +41,7 @@ def sweep(
     Example: [bold]ctrip sweep --chain bsc --dry-run[/]
     """
     from ctrip_cli.chain.signer import KeyRing
+    from ctrip_cli.jobs import passes
     from ctrip_cli.jobs import sweep as sweep_job
 
     rt = ctx.obj
@@ -67,12 +68,7 @@ def sweep(
                 with rt.open_session() as session:
                     result = body(session)
             else:
-                result = rt.run_job(
-                    "sweep",
-                    chain,
-                    body,
-                    lambda r: sweep_job.SweepResult.lock_held(chain, r),
-                )
+                result = rt.run_job(passes.SWEEP, chain, body)
     rt.show(lambda: _view(result), result, as_json=json_)
 
 

@@ -34,10 +34,6 @@ class ConfirmResult:
     rpc_round_trips: int = 0
 
 
-def skipped(chain: str, reason: str) -> ConfirmResult:
-    return ConfirmResult(job="confirm", chain=chain, skipped=reason)
-
-
 def run(
     session: Session,
     chain: ChainClient,

@@ -51,10 +51,6 @@ class DeliverWebhooksResult:
     elapsed_s: float = 0.0
 
 
-def skipped(reason: str) -> DeliverWebhooksResult:
-    return DeliverWebhooksResult(skipped=reason)
-
-
 @dataclass(frozen=True, slots=True)
 class _Done:
     event: queries.DueEvent

@@ -77,10 +77,6 @@ class _Pass:
     progress: Progress | None
 
 
-def skipped(chain: str, reason: str) -> ScanResult:
-    return ScanResult(job="scan", chain=chain, skipped=reason)
-
-
 def run(
     session: Session,
     chain: ChainClient,

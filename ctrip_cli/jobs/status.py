@@ -12,112 +12,30 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from ctrip_cli.chain.client import EndpointProbe
 from ctrip_cli.config import ChainConfig, StatusSettings
 from ctrip_cli.db import queries
-from ctrip_cli.db.locks import JobLock
 from ctrip_cli.db.models import JobRun, Payment, SweepTransaction
 from ctrip_cli.domain.statuses import PaymentStatus
-from ctrip_cli.jobs import status_health
+from ctrip_cli.jobs import passes, status_health
+from ctrip_cli.jobs.status_model import ChainStatus as ChainStatus
+from ctrip_cli.jobs.status_model import Endpoint as Endpoint
+from ctrip_cli.jobs.status_model import GasPayer as GasPayer
+from ctrip_cli.jobs.status_model import Outbox as Outbox
+from ctrip_cli.jobs.status_model import PassStatus as PassStatus
+from ctrip_cli.jobs.status_model import StatusResult as StatusResult
+from ctrip_cli.jobs.status_model import SweepStatus as SweepStatus
+from ctrip_cli.jobs.status_model import pass_key
 
 # Gas of one token sweep's top-up (21k) plus an ERC-20 transfer (~50-65k), rounded up.
 TOKEN_SWEEP_GAS = 100_000
 # sweep_transactions states that still need the chain to act (see models.SweepTransaction).
 SWEEP_IN_FLIGHT = queries.SWEEP_LIVE_STATES
-
-
-# One probed RPC endpoint; its label never carries credentials or path tokens.
-Endpoint = EndpointProbe
-
-
-@dataclass(frozen=True, slots=True)
-class GasPayer:
-    """The account that sends gas to deposit addresses before their token sweeps."""
-
-    address: str
-    balance_wei: int | None
-    symbol: str = "ETH"
-    decimals: int = 18
-    gas_price_wei: int | None = None
-    needed_wei: int | None = None  # rough upper bound for the token sweeps awaiting
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SweepStatus:
-    awaiting: int  # confirmed payments not yet settled
-    awaiting_tokens: int  # ... of which token payments (they need gas from the payer)
-    awaiting_since: datetime | None  # confirmed-at of the oldest one
-    in_flight: int  # transactions signed or sent but not final
-    stuck: int  # purposes in flight for longer than sweep_stuck_s
-    oldest_stuck_since: datetime | None
-    by_state: dict[str, int]
-    # Money on deposit addresses that no sweep takes, each with its reason:
-    held_for_refund: int = 0  # expired payments holding late money short of the amount
-    unswept_settled: int = 0  # settled payments with later money (dust, or next sweep)
-
-
-@dataclass(frozen=True, slots=True)
-class ChainStatus:
-    in_use: bool
-    head: int | None
-    cursor: int | None
-    lag_blocks: int | None
-    lag_s: float | None
-    max_lag_blocks: int
-    head_age_s: float | None
-    rpc: str  # up | degraded | down | not checked (unused chains are not probed)
-    endpoints: list[Endpoint]
-    payments: dict[str, int]
-    sweeps: SweepStatus
-    gas_payer: GasPayer | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outbox:
-    due: int  # pending and due now
-    retrying: int  # pending after a failed attempt
-    failed: int  # gave up after the last attempt; `webhooks retry` redelivers
-    skipped: int  # no webhook URL configured for the payment
-    oldest_due_at: datetime | None
-    oldest_due_age_s: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class PassStatus:
-    job: str
-    chain: str
-    last_run_at: datetime
-    last_outcome: str
-    last_duration_s: float | None
-    last_success: datetime | None
-    last_failure: datetime | None
-    last_error: str | None
-    last_summary: dict[str, Any] | None  # what the last successful pass reported
-    recent_runs: dict[str, int]  # by outcome, over the last hour (RECENT)
-    recent_duration_avg_s: float | None
-    recent_duration_max_s: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class StatusResult:
-    chains: dict[str, ChainStatus]
-    payments: dict[str, int]
-    webhooks: dict[str, int]
-    payments_oldest: dict[str, datetime | None]
-    outbox: Outbox
-    passes: dict[str, PassStatus]
-    checked_at: datetime
-    healthy: bool = True
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
 
 def chains_in_use(session: Session, names: Sequence[str]) -> list[str]:
@@ -165,18 +83,14 @@ def run(
         )
         for name, cfg in chains.items()
     }
-    passes = {
-        status_health.pass_key(p.job, p.chain): p
-        for p in _passes(session, list(chains), now)
-        if p.chain == "" or p.chain in chains
-    }
+    ran = {pass_key(p.job, p.chain): p for p in _passes(session, list(chains), now)}
     result = StatusResult(
         chains=statuses,
         payments=_totals(per_chain, chains),
         webhooks=_event_counts(session),
         payments_oldest=_payments_oldest(session, list(chains)),
         outbox=_outbox(session, now),
-        passes=passes,
+        passes=ran,
         checked_at=now,
     )
     problems, warnings = status_health.assess(result, now=now, settings=settings)
@@ -401,9 +315,11 @@ FAILURE_LOOKBACK = timedelta(days=7)
 
 
 def _passes(session: Session, chains: Sequence[str], now: datetime) -> list[PassStatus]:
+    """The passes of the registry that have run, each in the scopes it runs under."""
     out = []
-    for job in sorted(JobLock):
-        for chain in [*chains, ""]:
+    for p in passes.REGISTRY:
+        job = p.name
+        for chain in passes.scopes(p, list(chains)):
             last = _latest(session, job, chain)
             if last is None:
                 continue

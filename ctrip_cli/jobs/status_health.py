@@ -1,6 +1,6 @@
 """What `status --check` calls unhealthy (problems: exit 3) and what it only shows.
 
-Pure functions over a `jobs.status.StatusResult`; the thresholds come from
+Pure functions over a `jobs.status_model.StatusResult`; the thresholds come from
 `StatusSettings` and chains.yaml (see the README, "Operating ctrip").
 """
 
@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from ctrip_cli import lifecycle
-
-if TYPE_CHECKING:
-    from ctrip_cli.config import StatusSettings
-    from ctrip_cli.jobs.status import ChainStatus, Outbox, PassStatus, StatusResult
+from ctrip_cli.config import StatusSettings
+from ctrip_cli.jobs.status_model import (
+    ChainStatus,
+    Outbox,
+    PassStatus,
+    StatusResult,
+    pass_key,
+)
 
 
 def assess(
@@ -119,10 +122,6 @@ def _outbox_problems(outbox: Outbox, settings: StatusSettings) -> list[str]:
             "is `ctrip deliver-webhooks` running?"
         )
     return problems
-
-
-def pass_key(job: str, chain: str) -> str:
-    return f"{job}:{chain}" if chain else job
 
 
 def _seconds(delta: timedelta) -> float:

@@ -7,15 +7,19 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy import select
 
 from ctrip_cli.cli.runtime import Runtime
 from ctrip_cli.db.locks import try_job_lock
+from ctrip_cli.db.models import JobRun
+from ctrip_cli.jobs import passes
+from ctrip_cli.jobs.scan import ScanResult
 
 
 def test_help_lists_every_pass(ctrip):
     result = ctrip("--help")
     assert result.exit_code == 0
-    for command in ("payments", "status", "db"):
+    for command in ("payments", "status", "db", *(p.name for p in passes.REGISTRY)):
         assert command in result.stdout
 
 
@@ -66,16 +70,16 @@ def test_run_job_reports_lock_held_as_skipped(cli_env, make_settings):
         err=Console(stderr=True),
         settings=make_settings(),
     )
+    ran = ScanResult(job="scan", chain="local", skipped=None, blocks_scanned=1)
     with try_job_lock(rt.engine, "scan", "local") as held:
         assert held
-        result = rt.run_job(
-            "scan", "local", lambda session: "ran", skipped=lambda why: why
-        )
-    assert result == "lock held"
-    assert (
-        rt.run_job("scan", "local", lambda session: "ran", skipped=lambda why: why)
-        == "ran"
-    )
+        result = rt.run_job(passes.SCAN, "local", lambda session: ran)
+    assert isinstance(result, ScanResult)
+    assert (result.job, result.chain, result.skipped) == ("scan", "local", "lock held")
+    assert rt.run_job(passes.SCAN, "local", lambda session: ran) is ran
+    with rt.open_session() as session:
+        runs = session.execute(select(JobRun.job, JobRun.chain, JobRun.outcome))
+        assert sorted(runs) == [("scan", "local", "ok"), ("scan", "local", "skipped")]
 
 
 @pytest.mark.parametrize("module", ["ctrip_cli.cli", "ctrip_cli.payments"])

@@ -22,6 +22,7 @@ from ctrip_cli.cli.status_probe import endpoint_label
 from ctrip_cli.config import StatusSettings
 from ctrip_cli.db import engine as db_engine
 from ctrip_cli.db.models import JobRun, ScanCursor
+from ctrip_cli.jobs import passes
 
 SECRET = "k3y-do-not-print-0123456789"
 
@@ -204,9 +205,7 @@ def test_each_pass_logs_exactly_one_summary_line(make_settings, captured_log):
         "to_block": 9,
         "hashes": [1, 2],
     }
-    rt.run_job(
-        "scan", "local", lambda session: result, skipped=lambda why: {"skipped": why}
-    )
+    rt.run_job(passes.SCAN, "local", lambda session: result)
     (line,) = captured_log.getvalue().splitlines()
     entry = json.loads(line)
     assert entry["event"] == "pass"
@@ -230,9 +229,7 @@ def test_each_pass_rewrites_the_metrics_textfile(make_settings, tmp_path, captur
     target = tmp_path / "textfiles" / "ctrip.prom"
     rt = _runtime(make_settings(status=StatusSettings(metrics_textfile=target)))
     for _ in range(2):
-        rt.run_job(
-            "confirm", "local", lambda session: {"confirmed": 2}, skipped=lambda w: {}
-        )
+        rt.run_job(passes.CONFIRM, "local", lambda session: {"confirmed": 2})
     names = {
         (s.name, s.labels.get("outcome"), s.labels.get("field")): s.value
         for family in text_string_to_metric_families(target.read_text())
@@ -266,9 +263,7 @@ def test_each_pass_pushes_to_a_pushgateway(make_settings, captured_log):
         settings = make_settings(
             status=StatusSettings(metrics_pushgateway=SecretStr(gateway))
         )
-        _runtime(settings).run_job(
-            "sweep", "local", lambda s: {"sent": 1}, skipped=lambda w: {}
-        )
+        _runtime(settings).run_job(passes.SWEEP, "local", lambda s: {"sent": 1})
     finally:
         server.shutdown()
         server.server_close()

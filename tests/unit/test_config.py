@@ -82,6 +82,7 @@ def test_bad_checksum_is_located_with_fix(tmp_path):
         ),
         (("decimals: 18}\n", "decimals: 99}\n"), "chains.bsc.tokens.USDT.decimals"),
         (("native: {symbol: BNB, decimals: 18}", ""), "chains.bsc.native"),
+        (("poa: true", "poa: true\n    native_internal: always"), "native_internal"),
     ],
 )
 def test_invalid_values_name_their_location(tmp_path, mutation, needle):
@@ -140,3 +141,12 @@ def test_yaml_error_does_not_echo_the_line(tmp_path):
         load_chains(_write(tmp_path, text), {})
     assert "not valid YAML (line" in str(exc.value)
     assert "SUPERSECRET" not in str(exc.value)
+
+
+def test_native_internal_defaults_to_auto_and_takes_each_mode(tmp_path):
+    chains = load_chains(_write(tmp_path, GOOD), {"BSC_KEY": "k"})
+    assert chains["bsc"].native_internal == "auto"
+    for mode in ("auto", "traces", "reconcile", "off"):
+        text = GOOD.replace("poa: true", f"poa: true\n    native_internal: {mode}")
+        chains = load_chains(_write(tmp_path, text), {"BSC_KEY": "k"})
+        assert chains["bsc"].native_internal == mode

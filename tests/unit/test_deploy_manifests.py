@@ -12,10 +12,12 @@ import yaml
 from typer.testing import CliRunner
 
 from ctrip_cli.cli import app
+from ctrip_cli.jobs import passes
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "kubernetes"
-PASSES = ("scan", "confirm", "sweep")
+PER_CHAIN = tuple(p.name for p in passes.REGISTRY if p.per_chain)
+GLOBAL = tuple(p.name for p in passes.REGISTRY if not p.per_chain)
 PROD_CHAINS = ("ethereum", "bsc", "polygon")
 SECRET_VARS = {"CTRIP_DATABASE_URL", "CTRIP_MNEMONIC", "CTRIP_WEBHOOK_SECRET"}
 
@@ -71,8 +73,8 @@ def test_one_cronjob_per_pass_and_chain_with_the_safety_settings():
         args = _container(cj)["args"]
         chain = args[args.index("--chain") + 1] if "--chain" in args else None
         found.add((args[0], chain))
-    expected = {(p, c) for p in PASSES for c in PROD_CHAINS}
-    assert expected | {("deliver-webhooks", None), ("status", None)} == found
+    expected = {(p, c) for p in PER_CHAIN for c in PROD_CHAINS}
+    assert expected | {(p, None) for p in GLOBAL} | {("status", None)} == found
 
 
 def test_secrets_come_from_the_secret_and_only_where_needed():
@@ -156,12 +158,13 @@ def test_crontab_runs_every_pass_for_every_shipped_chain():
         assert re.match(r"^([0-9*/,-]+ ){5}", line), line
         assert "flock" not in line
     for chain in chains:
-        for p in PASSES:
+        for p in PER_CHAIN:
             assert any(f"ctrip {p} --chain {chain} " in line for line in lines), (
                 p,
                 chain,
             )
-    assert any("ctrip deliver-webhooks" in line for line in lines)
+    for p in GLOBAL:
+        assert any(f"ctrip {p} " in line for line in lines), p
     assert any("ctrip status --check" in line for line in lines)
 
 

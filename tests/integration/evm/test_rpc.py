@@ -51,7 +51,7 @@ def test_native_transfers_by_block_receipts_and_by_full_blocks_agree(
 
     assert [(t.tx_hash, t.amount) for t in fast.native] == [(good, 5)]
     assert slow.native == fast.native
-    assert (fast.source, slow.source) == ("receipts", "blocks")
+    assert (fast.source, slow.source) == ("receipts+traces", "blocks+traces")
     by_receipts.close()
     by_blocks.close()
 
@@ -201,18 +201,16 @@ def test_missing_block_receipts_method_falls_back_to_full_blocks(
     def handler(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         calls = body if isinstance(body, list) else [body]
-        if calls[0]["method"] == "eth_getBlockReceipts":
-            err = {
-                "code": -32601,
-                "message": "the method eth_getBlockReceipts does not exist",
-            }
+        method = calls[0]["method"]
+        if method in ("eth_getBlockReceipts", "trace_block", "debug_traceBlockByHash"):
+            err = {"code": -32601, "message": f"the method {method} does not exist"}
             return httpx.Response(
                 200,
                 json=[{"jsonrpc": "2.0", "id": c["id"], "error": err} for c in calls],
             )
-        return _answer(
-            request, {"number": "0x1", "hash": "0x" + "1" * 64, "transactions": []}
-        )
+        block = {"number": "0x1", "hash": "0x" + "1" * 64, "transactions": []}
+        parent = {"parentHash": "0x" + "0" * 64, "timestamp": "0x1"}
+        return _answer(request, block | parent)
 
     client = _mock(tmp_path / "c.yaml", handler, ["http://node"])
     found = client.transfers(1, 1, Watched(native={"0x" + "42" * 20}))

@@ -572,3 +572,50 @@ def test_second_payment_to_a_recently_settled_address_is_recorded(
     # Past the late window an address is no longer watched (its watch set would grow
     # forever); such money shows up only in a rescan.
     assert status(session, old.id) == ("settled", 0, False)
+
+
+# -- native coin forwarded by contracts (trace transfers) --
+
+
+def _indexes(session) -> list[tuple[str, int]]:
+    rows = session.execute(sa.select(Transfer.tx_hash, Transfer.log_index)).all()
+    session.rollback()
+    return sorted((h, int(i)) for h, i in rows)
+
+
+def test_forwarded_coin_credits_and_keys_apart_from_the_top_level(
+    session, chain, cfg, now
+) -> None:
+    p = make_payment(session, now, amount=1_000)
+    top = chain.add_transfer(p.address, 400)
+    chain.add_internal_transfer(
+        p.address, 600, block=top.block_number, tx_hash=top.tx_hash, position=2
+    )
+    result = scan(session, chain, cfg, now)
+    assert status(session, p.id) == ("detected", 1_000, False)
+    assert result.transfers_recorded == 2
+    assert _indexes(session) == [(top.tx_hash, -1002), (top.tx_hash, -1)]
+    head = chain.head()
+    again = scan(session, chain, cfg, now, from_block=top.block_number, to_block=head)
+    assert again.transfers_recorded == 0
+    assert status(session, p.id) == ("detected", 1_000, False)
+
+
+def test_a_reorg_drops_forwarded_coin_like_any_transfer(
+    session, chain, cfg, now
+) -> None:
+    p = make_payment(session, now)
+    chain.add_internal_transfer(p.address, 1_000)
+    scan(session, chain, cfg, now)
+    assert status(session, p.id)[0] == "detected"
+    chain.produce_fork(2)
+    scan(session, chain, cfg, now)
+    assert status(session, p.id) == ("pending", 0, False)
+
+
+def test_without_traces_forwarded_coin_is_not_seen(session, chain, cfg, now) -> None:
+    chain.traces = False
+    p = make_payment(session, now)
+    chain.add_internal_transfer(p.address, 1_000)
+    assert scan(session, chain, cfg, now).transfers_recorded == 0
+    assert status(session, p.id) == ("pending", 0, False)
