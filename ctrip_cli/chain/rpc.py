@@ -55,6 +55,7 @@ PRIOR_BYTES = {
 }
 DEFAULT_PRIOR = 500
 MAX_RATE_WAIT_S = 30.0
+BUDGET_WINDOW_S = 1.1
 MIN_RATE_WAIT_S = 0.25  # one Retry-After is honoured up to this
 RATE_WAIT_BUDGET_S = 30.0  # rate-limit waits in all, per pass (cron runs every 15-60 s)
 MAX_TRIES_PER_CALL = 12
@@ -113,13 +114,14 @@ class _Budget:
         while True:
             with self.lock:
                 now = time.monotonic()
-                while self.sent and now - self.sent[0][0] >= 1.0:
+                # A little over a second: requests reach the node with jitter.
+                while self.sent and now - self.sent[0][0] >= BUDGET_WINDOW_S:
                     self.sent.popleft()
                 used = sum(k for _, k in self.sent)
                 if used + n <= self.rate:
                     self.sent.append((now, n))
                     return
-                wait = 1.0 - (now - self.sent[0][0]) + 0.005
+                wait = BUDGET_WINDOW_S - (now - self.sent[0][0]) + 0.005
             self.sleep(wait)
 
 
@@ -591,54 +593,69 @@ class RpcTransport:
     ) -> tuple[Endpoint, _Answer]:
         """POST to the preferred endpoint, failing over and retrying with backoff."""
         failures: list[str] = []
+        total_timeouts = 0
+        n = len(self.endpoints)
         for attempt in range(self._attempts):
             if attempt:
                 self._sleep(
                     min(self._backoff_s * 2 ** (attempt - 1), 8 * self._backoff_s)
                 )
-            timeouts = 0
-            n = len(self.endpoints)
-            start = self._preferred
-            for k in range(n):
-                ep = self.endpoints[(start + k) % n]
-                try:
-                    resp = self._fetch(ep, payload, calls)
-                except (
-                    httpx.TimeoutException,
-                    httpx.RemoteProtocolError,
-                    _TooBig,
-                ) as exc:
-                    # A timeout or a body cut off mid-way: maybe the batch's size.
-                    failures.append(f"{ep.label}: {type(exc).__name__}")
-                    timeouts += 1
-                    continue
-                except httpx.HTTPError as exc:
-                    failures.append(f"{ep.label}: {type(exc).__name__}")
-                    continue
-                if resp.status_code == 429 and k < n - 1:
-                    # Another endpoint may have capacity left; wait only when all
-                    # of them rate-limit.
-                    failures.append(f"{ep.label}: HTTP 429")
-                    ep.rate_limited_at = time.monotonic()
-                    continue
-                if resp.status_code >= 400 and resp.status_code not in (413, 429):
-                    # 5xx is transient; 401/403 (a bad API key) or 404 is this
-                    # endpoint's problem: either way the next endpoint may answer.
-                    failures.append(f"{ep.label}: HTTP {resp.status_code}")
-                    continue
-                cut = shrinkable and resp.content.lstrip()[:1] in (b"[", b"{")
-                if resp.status_code == 200 and not cut and not _is_json(resp):
-                    failures.append(f"{ep.label}: not JSON")  # garbage: try elsewhere
-                    continue
-                self._prefer(ep)
-                with self._lock:
-                    self.calls_sent += payload.count(b'"method"')
-                return ep, resp
-            if (
-                shrinkable and timeouts == n
-            ):  # every endpoint chokes: maybe on the size of the batch
+            answered, timeouts = self._round(payload, calls, shrinkable, failures)
+            if answered is not None:
+                return answered
+            total_timeouts += timeouts
+            if total_timeouts >= 2 * n:  # slow twice everywhere: do not wait it out
+                break
+            if shrinkable and timeouts == n:  # every endpoint chokes: maybe its size
                 raise _TimedOut(self.preferred, "; ".join(failures[-n:]))
-        raise self._unavailable(method, "; ".join(failures[-len(self.endpoints) :]))
+        raise self._unavailable(method, "; ".join(failures[-n:]))
+
+    def _round(
+        self, payload: bytes, calls: int, shrinkable: bool, failures: list[str]
+    ) -> tuple[tuple[Endpoint, _Answer] | None, int]:
+        """Every endpoint once, from the preferred one: (the answer, or None, and
+        how many timed out)."""
+        timeouts = 0
+        n = len(self.endpoints)
+        for k in range(n):
+            ep = self.endpoints[(self._preferred + k) % n]
+            try:
+                resp = self._fetch(ep, payload, calls)
+            except (httpx.TimeoutException, httpx.RemoteProtocolError, _TooBig) as exc:
+                # A timeout or a body cut off mid-way: maybe the batch's size.
+                failures.append(f"{ep.label}: {type(exc).__name__}")
+                timeouts += 1
+                continue
+            except httpx.HTTPError as exc:
+                failures.append(f"{ep.label}: {type(exc).__name__}")
+                continue
+            problem = self._refusal(ep, resp, last=k == n - 1, shrinkable=shrinkable)
+            if problem:
+                failures.append(f"{ep.label}: {problem}")
+                continue
+            self._prefer(ep)
+            with self._lock:
+                self.calls_sent += payload.count(b'"method"')
+            return (ep, resp), timeouts
+        return None, timeouts
+
+    def _refusal(
+        self, ep: Endpoint, resp: _Answer, *, last: bool, shrinkable: bool
+    ) -> str | None:
+        """Why this answer should be sought from the next endpoint instead, if so."""
+        if resp.status_code == 429 and not last:
+            # Another endpoint may have capacity left; wait only when all of them
+            # rate-limit.
+            ep.rate_limited_at = time.monotonic()
+            return "HTTP 429"
+        if resp.status_code >= 400 and resp.status_code not in (413, 429):
+            # 5xx is transient; 401/403 (a bad API key) or 404 is this endpoint's
+            # problem: either way the next endpoint may answer.
+            return f"HTTP {resp.status_code}"
+        cut = shrinkable and resp.content.lstrip()[:1] in (b"[", b"{")
+        if resp.status_code == 200 and not cut and not _is_json(resp):
+            return "not JSON"  # garbage: try elsewhere
+        return None
 
     def _prefer(self, ep: Endpoint) -> None:
         index = ep.index - 1
