@@ -57,7 +57,6 @@ DEFAULT_PRIOR = 500
 MAX_RATE_WAIT_S = 30.0
 BUDGET_WINDOW_S = 1.1
 MIN_RATE_WAIT_S = 0.25  # one Retry-After is honoured up to this
-RATE_WAIT_BUDGET_S = 30.0  # rate-limit waits in all, per pass (cron runs every 15-60 s)
 MAX_TRIES_PER_CALL = 12
 
 
@@ -139,7 +138,7 @@ class RpcTransport:
         limits: dict[str, EndpointLimits] | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        rate_wait_budget_s: float = RATE_WAIT_BUDGET_S,
+        rate_wait_budget_s: float | None = None,
     ) -> None:
         self.cfg = cfg
         urls = [u.get_secret_value() for u in cfg.rpc_urls]
@@ -174,7 +173,10 @@ class RpcTransport:
         rate = cfg.rpc_max_calls_per_s
         self._budget = _Budget(rate, sleep) if rate else None
         self._rate_waited_s = 0.0
-        self._rate_wait_budget_s = rate_wait_budget_s
+        # Rate-limit waits in all, per pass (`rpc_rate_wait_s`, 30 s by default).
+        self._rate_wait_budget_s = (
+            cfg.rpc_rate_wait_s if rate_wait_budget_s is None else rate_wait_budget_s
+        )
         self.round_trips = 0
         self.calls_sent = 0
         self.bytes_received = 0
@@ -551,7 +553,10 @@ class RpcTransport:
                     self._backoff_s * 2 ** min(int(self._rate_waited_s), 6), 8.0
                 )
             # At least a little: "Retry-After: 0" forever must still use up the budget.
-            delay = min(max(delay, MIN_RATE_WAIT_S), MAX_RATE_WAIT_S)
+            # One wait never exceeds the whole budget: a far-off Retry-After is waited
+            # up to it and tried once more.
+            cap = min(MAX_RATE_WAIT_S, self._rate_wait_budget_s)
+            delay = min(max(delay, MIN_RATE_WAIT_S), cap)
             if self._rate_waited_s + delay > self._rate_wait_budget_s:
                 raise RpcUnavailableError(
                     f"chain {self.cfg.name!r}: {ep.label} kept rate-limiting the pass "

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from ctrip_cli.chain.evm import EvmChain
 from ctrip_cli.config import ChainConfig, NativeConfig
-from ctrip_cli.errors import RpcRejectedError
+from ctrip_cli.errors import RpcRejectedError, RpcUnavailableError
 
 Handler = Callable[[list[dict[str, Any]], bool], httpx.Response]
 URL = "http://127.0.0.1:1/v3/SECRETKEY123?apikey=QUERYSECRET"
@@ -165,6 +165,31 @@ def test_429_waits_as_asked_and_never_fails_the_first_time(style: str) -> None:
     assert chain.head() == 16
     assert len(naps) == 2
     assert all(1.0 <= n <= 4.0 for n in naps), naps
+
+
+def test_rate_limit_waits_stay_within_the_chains_budget() -> None:
+    """`rpc_rate_wait_s` bounds the waits of a pass: a far-off Retry-After is waited up
+    to it and tried once more; a node that keeps refusing ends the pass."""
+    answered = {"n": 0}
+
+    def once(calls: list[dict[str, Any]], is_batch: bool) -> httpx.Response:
+        answered["n"] += 1
+        if answered["n"] == 1:
+            return httpx.Response(429, headers={"Retry-After": "1000000000"})
+        return _reply([_ok(c, "0x10") for c in calls], is_batch)
+
+    chain, naps = _chain(once, rpc_rate_wait_s=2.5)
+    assert chain.head() == 16
+    assert naps == [2.5]
+
+    chain, naps = _chain(
+        lambda calls, is_batch: httpx.Response(429, headers={"Retry-After": "1"}),
+        rpc_rate_wait_s=2.5,
+    )
+    with pytest.raises(RpcUnavailableError, match="kept rate-limiting"):
+        chain.head()
+    assert sum(naps) <= 2.5
+    assert len(naps) == 2, naps
 
 
 def test_per_call_rate_limit_errors_in_a_200_answer_are_retried() -> None:
