@@ -20,6 +20,21 @@ def endpoint_key(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
+# The limits a refusal teaches. They are forgotten RELEARN_AFTER_S after they last
+# changed, so an endpoint whose plan or version got better is used fully again; the
+# next pass meets the refusal once more if it still holds, and learns it again.
+REFUSALS = (
+    "max_batch",
+    "refused_batch",
+    "batching",
+    "max_response_bytes",
+    "logs_max_range",
+    "logs_refused",
+    "unsupported",
+)
+RELEARN_AFTER_S = 86_400.0
+
+
 @dataclass(slots=True)
 class EndpointLimits:
     """Learnt limits; None means "not seen yet"."""
@@ -34,6 +49,20 @@ class EndpointLimits:
     logs_refused: bool = False  # eth_getLogs refused even for one block
     unsupported: list[str] = field(default_factory=list)  # methods it lacks (-32601)
     bytes_per_call: dict[str, int] = field(default_factory=dict)  # measured averages
+    learnt_at: float | None = None  # Unix time the refusals last changed
+
+    def refusals(self) -> tuple[Any, ...]:
+        """What refusals taught (not what was measured), comparable."""
+        return tuple(
+            tuple(v) if isinstance(v := getattr(self, n), list) else v for n in REFUSALS
+        )
+
+    def forget_refusals(self) -> None:
+        """Back to "not seen yet" for every refusal; measured sizes are kept."""
+        fresh = EndpointLimits()
+        for name in REFUSALS:
+            setattr(self, name, getattr(fresh, name))
+        self.learnt_at = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +79,10 @@ class EndpointLimits:
             out.unsupported = []
         if not isinstance(out.bytes_per_call, dict):
             out.bytes_per_call = {}
+        if isinstance(out.learnt_at, bool) or not isinstance(
+            out.learnt_at, int | float
+        ):
+            out.learnt_at = None
         return out
 
     def summary(self) -> dict[str, object]:

@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import httpx
 
 from ctrip_cli.chain.limits import (
+    RELEARN_AFTER_S,
     EndpointLimits,
     Kind,
     batch_limit_hint,
@@ -58,6 +59,7 @@ MAX_RATE_WAIT_S = 30.0
 BUDGET_WINDOW_S = 1.1
 MIN_RATE_WAIT_S = 0.25  # one Retry-After is honoured up to this
 MAX_TRIES_PER_CALL = 12
+_FRESH = EndpointLimits().refusals()
 
 
 class RpcTooManyResultsError(RpcRejectedError):
@@ -181,6 +183,16 @@ class RpcTransport:
         self.calls_sent = 0
         self.bytes_received = 0
         self.limits_changed = False
+        self._refusals_at_open: dict[str, tuple[Any, ...]] = {}
+        now = time.time()
+        for ep in self.endpoints:
+            known_at = ep.limits.learnt_at
+            if known_at is not None and not 0 <= now - known_at <= RELEARN_AFTER_S:
+                ep.limits.forget_refusals()
+                self.limits_changed = True
+            self._refusals_at_open[ep.key] = ep.limits.refusals()
+            if known_at is None and ep.limits.refusals() != _FRESH:
+                self.limits_changed = True  # kept before timestamps: date it now
 
     def close(self) -> None:
         if self._pool is not None:
@@ -192,6 +204,15 @@ class RpcTransport:
         return self.endpoints[self._preferred]
 
     def learnt_limits(self) -> dict[str, EndpointLimits]:
+        """The limits to keep, each dated when its refusals last changed."""
+        now = time.time()
+        for ep in self.endpoints:
+            lim = ep.limits
+            changed = lim.refusals() != self._refusals_at_open.get(ep.key)
+            if lim.refusals() == _FRESH:
+                lim.learnt_at = None
+            elif changed or lim.learnt_at is None:
+                lim.learnt_at = now
         return {ep.key: ep.limits for ep in self.endpoints}
 
     def scrub(self, text: str) -> str:

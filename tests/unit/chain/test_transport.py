@@ -15,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from ctrip_cli.chain.evm import EvmChain
+from ctrip_cli.chain.limits import RELEARN_AFTER_S, EndpointLimits, endpoint_key
 from ctrip_cli.config import ChainConfig, NativeConfig
 from ctrip_cli.errors import RpcRejectedError, RpcUnavailableError
 
@@ -22,7 +23,9 @@ Handler = Callable[[list[dict[str, Any]], bool], httpx.Response]
 URL = "http://127.0.0.1:1/v3/SECRETKEY123?apikey=QUERYSECRET"
 
 
-def _chain(handler: Handler, **cfg: Any) -> tuple[EvmChain, list[float]]:
+def _chain(
+    handler: Handler, known: EndpointLimits | None = None, **cfg: Any
+) -> tuple[EvmChain, list[float]]:
     naps: list[float] = []
 
     def respond(request: httpx.Request) -> httpx.Response:
@@ -41,6 +44,7 @@ def _chain(handler: Handler, **cfg: Any) -> tuple[EvmChain, list[float]]:
     chain = EvmChain.open(
         config,
         transport=httpx.MockTransport(respond),
+        limits=None if known is None else {endpoint_key(URL): known},
         backoff_s=0.0,
         sleep=naps.append,
     )
@@ -90,6 +94,58 @@ def test_geth_batch_too_large_is_split_and_the_size_remembered() -> None:
     sizes.clear()
     chain.block_headers(range(100))
     assert max(sizes) <= 10  # learnt: no refusal the second time
+
+
+def _geth_capped(cap: int, sizes: list[int]) -> Handler:
+    def geth(calls: list[dict[str, Any]], is_batch: bool) -> httpx.Response:
+        sizes.append(len(calls))
+        if len(calls) > cap:
+            err = {"code": -32600, "message": "batch too large"}
+            return httpx.Response(
+                200, json=[{"jsonrpc": "2.0", "id": calls[0]["id"], "error": err}]
+            )
+        return _reply([_block(c) for c in calls], is_batch)
+
+    return geth
+
+
+def test_refusals_learnt_long_ago_are_tried_again_and_relearnt_if_still_true() -> None:
+    """A limit learnt from a refusal is kept for a day, then forgotten: an endpoint
+    whose plan got better is used fully again; one that still refuses is relearnt."""
+    day_old = time.time() - RELEARN_AFTER_S - 60
+    sizes: list[int] = []
+    lifted = EndpointLimits(max_batch=5, refused_batch=6, learnt_at=day_old)
+    chain, _ = _chain(_geth_capped(1_000, sizes), known=lifted)
+    assert chain.rpc.limits_changed
+    assert [h.number for h in chain.block_headers(range(100))] == list(range(100))
+    assert max(sizes) > 5  # the old cap is gone
+    kept = chain.rpc.learnt_limits()[endpoint_key(URL)]
+    assert (kept.max_batch, kept.refused_batch, kept.learnt_at) == (None, None, None)
+
+    sizes.clear()
+    still = EndpointLimits(max_batch=5, refused_batch=6, learnt_at=day_old)
+    chain, _ = _chain(_geth_capped(5, sizes), known=still)
+    assert [h.number for h in chain.block_headers(range(100))] == list(range(100))
+    kept = chain.rpc.learnt_limits()[endpoint_key(URL)]
+    assert kept.max_batch is not None and kept.max_batch <= 5
+    assert kept.learnt_at is not None and kept.learnt_at > day_old + 60
+
+    sizes.clear()
+    recent = time.time() - 3_600
+    fresh = EndpointLimits(max_batch=5, refused_batch=6, learnt_at=recent)
+    chain, _ = _chain(_geth_capped(1_000, sizes), known=fresh)
+    chain.block_headers(range(100))
+    assert max(sizes) <= 5  # learnt an hour ago: still trusted
+    assert chain.rpc.learnt_limits()[endpoint_key(URL)].learnt_at == recent
+
+
+def test_limits_kept_without_a_date_are_dated_on_the_next_pass() -> None:
+    undated = EndpointLimits(batching=False)
+    chain, _ = _chain(lambda calls, b: _reply([_block(c) for c in calls], b), undated)
+    assert chain.rpc.limits_changed
+    kept = chain.rpc.learnt_limits()[endpoint_key(URL)]
+    assert kept.batching is False
+    assert kept.learnt_at is not None and abs(kept.learnt_at - time.time()) < 60
 
 
 def test_erigon_named_batch_limit_is_taken_at_its_word() -> None:
