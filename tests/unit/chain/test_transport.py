@@ -127,8 +127,10 @@ def test_refusals_learnt_long_ago_are_tried_again_and_relearnt_if_still_true() -
     chain, _ = _chain(_geth_capped(5, sizes), known=still)
     assert [h.number for h in chain.block_headers(range(100))] == list(range(100))
     kept = chain.rpc.learnt_limits()[endpoint_key(URL)]
-    assert kept.max_batch is not None and kept.max_batch <= 5
-    assert kept.learnt_at is not None and kept.learnt_at > day_old + 60
+    assert kept.max_batch is not None
+    assert kept.max_batch <= 5
+    assert kept.learnt_at is not None
+    assert kept.learnt_at > day_old + 60
 
     sizes.clear()
     recent = time.time() - 3_600
@@ -145,7 +147,8 @@ def test_limits_kept_without_a_date_are_dated_on_the_next_pass() -> None:
     assert chain.rpc.limits_changed
     kept = chain.rpc.learnt_limits()[endpoint_key(URL)]
     assert kept.batching is False
-    assert kept.learnt_at is not None and abs(kept.learnt_at - time.time()) < 60
+    assert kept.learnt_at is not None
+    assert abs(kept.learnt_at - time.time()) < 60
 
 
 def test_erigon_named_batch_limit_is_taken_at_its_word() -> None:
