@@ -138,6 +138,13 @@ class FakeChain:
         self.balances[to.lower()] = self.balances.get(to.lower(), 0) + amount
         return n
 
+    def mine_again(self, t: NativeTransfer, block: int) -> NativeTransfer:
+        """The same native transaction (same hash) in `block` of the current chain: a
+        transaction orphaned by a reorg and mined again elsewhere."""
+        return self._add_native(
+            t.to_address, t.amount, block, t.tx_hash, t.trace_position
+        )
+
     def produce_fork(self, depth: int, *, keep_transfers: bool = False) -> None:
         """Replace the last `depth` blocks with new ones (transfers dropped, or moved)."""
         base = len(self.blocks) - depth

@@ -430,8 +430,7 @@ class EvmChain:
         return [
             t
             for txn, r in zip(candidates, receipts, strict=True)
-            if r is not None
-            and (
+            if (
                 t := self._parsed(
                     "eth_getTransactionReceipt", parse.native_transfer, txn, r
                 )

@@ -156,8 +156,19 @@ def tx_pays(tx: Any, wanted: Collection[str]) -> bool:
 
 def native_transfer(tx: Any, receipt: Any) -> NativeTransfer | None:
     """The transfer of a matched transaction, or None if it moved nothing or failed."""
+    # A transaction in a block whose receipt or body the node cannot find is a node
+    # behind its own answers (a lagging backend, an index still being built, history
+    # pruned): never "no transfer", or the cursor would pass a payment.
+    if receipt is None:
+        raise Malformed(
+            "no receipt for a transaction of the block (the node is lagging)"
+        )
+    if tx is None:
+        raise Malformed(
+            "no transaction for a receipt of the block (the node is lagging)"
+        )
     receipt = obj(receipt, "receipt")
-    if tx is None or receipt.get("status") != "0x1":
+    if receipt.get("status") != "0x1":
         return None
     value = quantity(obj(tx, "transaction").get("value") or "0x0", "value")
     if value == 0:

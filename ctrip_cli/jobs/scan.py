@@ -323,6 +323,7 @@ def _commit_batch(
     name, reason = p.cfg.name, f"transfers in #{a:,}-#{b:,}"
     with p.session.begin():
         rows, affected = _rows(p, [*found.tokens, *found.native], times)
+        affected |= sq.delete_superseded(p.session, rows)
         recorded = sq.insert_transfers(p.session, rows)
         if scan.rescan:
             affected |= _drop_stale(p, a, b, headers, [*found.tokens, *found.native])

@@ -430,3 +430,42 @@ def test_auto_native_read_measures_both_and_takes_the_lighter(
     assert ({"receipts", "blocks"} - {expected}).isdisjoint(found.source.split("+"))
     measured = chain.rpc.preferred.limits.bytes_per_call
     assert {"eth_getBlockReceipts", "eth_getBlockByNumber/full"} <= measured.keys()
+
+
+@pytest.mark.parametrize(
+    ("native_read", "missing"),
+    [("blocks", "eth_getTransactionReceipt"), ("receipts", "eth_getTransactionByHash")],
+)
+def test_a_transaction_the_node_cannot_find_fails_the_read_never_skips_it(
+    native_read: str, missing: str
+) -> None:
+    """A lagging backend (or an index still being built) answers null for a receipt
+    or transaction of a block it served: the read fails, so the cursor cannot pass
+    the payment in it."""
+    from ctrip_cli.chain.client import Watched
+
+    to = "0x" + "42" * 20
+    tx_hash = "0x" + "cd" * 32
+
+    def node(calls: list[dict[str, Any]], is_batch: bool) -> httpx.Response:
+        out = []
+        for c in calls:
+            n = c["params"][0] if c["params"] else "0x0"
+            block_hash = "0x" + f"{int(n, 16) + 1:064x}" if n.startswith("0x") else n
+            tx = {"to": to, "value": "0xde0b6b3a7640000", "hash": tx_hash}
+            receipt = {"to": to, "from": "0x" + "11" * 20, "status": "0x1",
+                       "logs": [], "transactionHash": tx_hash, "blockNumber": n,
+                       "blockHash": block_hash}  # fmt: skip
+            if c["method"] == missing:
+                out.append(_ok(c, None))
+            elif c["method"] == "eth_getBlockByNumber":
+                out.append(_ok(c, {**_block(c)["result"], "transactions": [tx]}))
+            elif c["method"] == "eth_getBlockReceipts":
+                out.append(_ok(c, [receipt]))
+            else:
+                out.append(_ok(c, []))
+        return _reply(out, is_batch)
+
+    chain, _ = _chain(node, native_read=native_read, native_internal="off")
+    with pytest.raises(RpcRejectedError, match="the node is lagging"):
+        chain.transfers(5, 5, Watched(native={to}))
