@@ -114,7 +114,7 @@ class ChainConfig(_Model):
     rpc_max_calls_per_s: int | None = Field(default=None, ge=1, le=1_000_000)
     # Seconds a pass may spend in all waiting out rate limits (429, -32005) before it
     # ends with exit 1; keep it below the cron interval.
-    rpc_rate_wait_s: float = Field(default=30.0, ge=0, le=3_600)
+    rpc_rate_wait_s: float = Field(default=30.0, gt=0, le=3_600)
     # `status --check` threshold; default max(min_lag_blocks, max_lag_s / block_time_s).
     max_lag_blocks: int | None = Field(default=None, ge=1, le=10**9)
 

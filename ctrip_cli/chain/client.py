@@ -84,6 +84,8 @@ class Transfers:
     # Block hashes the answers named (receipts name their block), to check against
     # the canonical chain.
     block_hashes: dict[int, str] = field(default_factory=dict)
+    # Transactions per block, where the read saw whole blocks (traces must cover them).
+    tx_counts: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

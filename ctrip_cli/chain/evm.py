@@ -156,14 +156,18 @@ class EvmChain:
         for n, block in zip(numbers, blocks, strict=True):
             if block is None:
                 raise RpcRejectedError(f"block #{n:,} not found; the node is lagging")
-            header = self._parsed("eth_getBlockByNumber", parse.header, block)
-            if header.number != n:
-                raise RpcRejectedError(
-                    f"eth_getBlockByNumber: {self.rpc.preferred.label} answered block "
-                    f"#{header.number:,} for #{n:,}"
-                )
-            out.append(header)
+            out.append(self._header_of(n, block))
         return out
+
+    def _header_of(self, n: int, block: Any) -> BlockHeader:
+        """The header of block `n`; an answer for another block is refused."""
+        header: BlockHeader = self._parsed("eth_getBlockByNumber", parse.header, block)
+        if header.number != n:
+            raise RpcRejectedError(
+                f"eth_getBlockByNumber: {self.rpc.preferred.label} answered block "
+                f"#{header.number:,} for #{n:,}"
+            )
+        return header
 
     def block_hashes(self, numbers: Iterable[int]) -> dict[int, str | None]:
         """Canonical hash of each block number now (None where the node lacks it)."""
@@ -172,11 +176,7 @@ class EvmChain:
             [("eth_getBlockByNumber", (hex(n), False)) for n in nums]
         )
         return {
-            n: (
-                self._parsed("eth_getBlockByNumber", parse.header, b).hash
-                if b
-                else None
-            )
+            n: self._header_of(n, b).hash if b else None
             for n, b in zip(nums, blocks, strict=True)
         }
 
@@ -200,11 +200,18 @@ class EvmChain:
             block_hashes=self.block_hashes,
             chain=self.cfg.name,
             required=self.cfg.native_internal == "traces",
+            tx_counts=found.tx_counts,
         )
         if internal is None:
             return found
         source = "+".join(s for s in (found.source, "traces") if s)
-        return Transfers(found.tokens, [*found.native, *internal], source)
+        return Transfers(
+            found.tokens,
+            [*found.native, *internal],
+            source,
+            found.block_hashes,
+            found.tx_counts,
+        )
 
     def _top_level_transfers(
         self, from_block: int, to_block: int, watched: Watched
@@ -244,12 +251,15 @@ class EvmChain:
                     self._by_receipts(numbers, only_tokens),
                     self._native_by_blocks(numbers, watched.native),
                 )
+        counts: dict[int, int] = {}
         native = (
-            self._native_by_blocks(numbers, watched.native) if watched.native else []
+            self._native_by_blocks(numbers, watched.native, counts)
+            if watched.native
+            else []
         )
         if watched.native:
             source.append(BLOCKS)
-        return Transfers(tokens, native, "+".join(source))
+        return Transfers(tokens, native, "+".join(source), tx_counts=counts)
 
     def receipt_transfers(self, number: int, watched: Watched) -> Transfers | None:
         """Token transfers of one block to `watched`, read another way than the logs
@@ -273,7 +283,13 @@ class EvmChain:
 
     @staticmethod
     def _merge(a: Transfers, native: list[NativeTransfer]) -> Transfers:
-        return Transfers(a.tokens, native, a.source + ("+blocks" if native else ""))
+        return Transfers(
+            a.tokens,
+            native,
+            a.source + ("+blocks" if native else ""),
+            a.block_hashes,
+            a.tx_counts,
+        )
 
     def native_read(self, probe_block: int) -> str:
         """`receipts` or `blocks`: as configured, or (auto) the one measured cheaper."""
@@ -321,6 +337,7 @@ class EvmChain:
         token_set = {t.lower() for t in watched.tokens}
         recipients = watched.token_recipients
         hashes: dict[int, str] = {}
+        counts: dict[int, int] = {}
         empty: list[int] = []
         for n, receipts in zip(numbers, per_block, strict=True):
             if receipts is None:
@@ -329,6 +346,7 @@ class EvmChain:
                 raise RpcRejectedError(
                     f"eth_getBlockReceipts: {self.rpc.preferred.label} sent a malformed answer"
                 )
+            counts[n] = len(receipts)
             seen = self._parsed("eth_getBlockReceipts", _receipts_block, receipts, n)
             if seen is None:
                 empty.append(n)
@@ -354,7 +372,7 @@ class EvmChain:
                 )
             )
         ]
-        return Transfers(tokens, native, RECEIPTS, hashes)
+        return Transfers(tokens, native, RECEIPTS, hashes, counts)
 
     def _check_empty(self, numbers: list[int]) -> None:
         """Blocks answered with no receipts must hold no transactions (a backend that
@@ -405,7 +423,10 @@ class EvmChain:
         return out
 
     def _native_by_blocks(
-        self, numbers: range, wanted: Collection[str]
+        self,
+        numbers: range,
+        wanted: Collection[str],
+        counts: dict[int, int] | None = None,
     ) -> list[NativeTransfer]:
         if not wanted:
             return []
@@ -419,6 +440,8 @@ class EvmChain:
             txs = self._parsed(
                 "eth_getBlockByNumber", lambda b: b["transactions"], block
             )
+            if counts is not None and isinstance(txs, list):
+                counts[n] = len(txs)
             candidates.extend(
                 t
                 for t in txs

@@ -172,17 +172,30 @@ def classify(method: str, code: Any, message: str) -> Kind:
         return Kind.BATCH_TOO_LARGE
     if code == -32029 or code == 429 or _RATE.search(message):
         return Kind.RATE_LIMITED
-    if code == -32601 or re.search(
-        r"method not found|not supported|does not exist|not available|unsupported",
-        message,
-        re.I,
-    ):
+    if code == -32601 or _names_missing_method(method, message):
         return Kind.METHOD_MISSING
     if method == "eth_getLogs" and (code == -32005 or _LOGS_TOO_LARGE.search(message)):
         return Kind.LOGS_TOO_LARGE
     if code == -32005 and "limit" in message.lower():
         return Kind.RATE_LIMITED
     return Kind.OTHER
+
+
+_ABSENT = re.compile(
+    r"not found|not supported|does not exist|not available|unsupported|not allowed|"
+    r"not enabled|disabled",
+    re.I,
+)
+
+
+def _names_missing_method(method: str, message: str) -> bool:
+    """A refusal that says the method itself is absent (Alchemy: "Unsupported method:
+    trace_block ...", QuickNode: "debug_traceBlockByHash is not available on the Free
+    tier"), not that something the call needs is: geth's "historical state not
+    available in path scheme yet" or a pruned node's "state ... is not available" are
+    ordinary errors, never remembered as a missing method."""
+    named = method.lower() in message.lower() or re.search(r"\bmethod\b", message, re.I)
+    return bool(named and _ABSENT.search(message))
 
 
 def logs_range_hint(message: str, asked: int) -> int | None:

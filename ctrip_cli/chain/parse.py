@@ -43,6 +43,14 @@ def index(value: Any, what: str) -> int:
     return n
 
 
+def log_position(value: Any) -> int:
+    """A log's index in its block: the transfers table keeps it in a 32-bit INTEGER."""
+    n = quantity(value, "log index")
+    if n >= 2**31:
+        raise Malformed("log index is out of range")
+    return n
+
+
 def hash32(value: Any, what: str = "hash") -> str:
     if not isinstance(value, str) or not _HASH.match(value):
         raise Malformed(f"{what} is not a 32-byte hex hash")
@@ -125,7 +133,7 @@ def token_transfer(
         return None
     return TokenTransfer(
         tx_hash=hash32(entry.get("transactionHash"), "transaction hash"),
-        log_index=index(entry.get("logIndex"), "log index"),
+        log_index=log_position(entry.get("logIndex")),
         block_number=index(entry.get("blockNumber"), "block number"),
         block_hash=hash32(block_hash or entry.get("blockHash"), "block hash"),
         token_address=checksum(address(entry.get("address"), "token address")),

@@ -501,9 +501,28 @@ def _trickle(h: Any, body: bytes, payload: Any) -> bool:
     return True
 
 
-def test_a_trickling_body_ends_the_pass_in_bounded_time(w: World) -> None:
+def _trickle_headers(h: Any, body: bytes, payload: Any) -> bool:
+    """The status line, then one header byte every half second: httpx's timeouts are
+    per read, so only a deadline on every socket read ends this."""
+    try:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        for _ in range(400):
+            h.wfile.write(b"a")
+            h.wfile.flush()
+            time.sleep(0.5)
+    except OSError:
+        pass
+    return True
+
+
+@pytest.mark.parametrize(
+    "trickle", [_trickle, _trickle_headers], ids=["body", "headers"]
+)
+def test_a_trickling_answer_ends_the_pass_in_bounded_time(
+    w: World, trickle: Any
+) -> None:
     paid = pay_both(w)
-    w.node.raw = _trickle
+    w.node.raw = trickle
     done = w.scan(timeout_s=100)
     assert done.seconds < 50, done.seconds
     done.clean_failure()

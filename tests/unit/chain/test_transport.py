@@ -424,7 +424,7 @@ def test_auto_native_read_measures_both_and_takes_the_lighter(
 
     from ctrip_cli.chain.client import Watched
 
-    chain, _ = _chain(node)
+    chain, _ = _chain(node, native_internal="off")
     found = chain.transfers(1, 4, Watched(native={to}))
     assert expected in found.source.split("+")
     assert ({"receipts", "blocks"} - {expected}).isdisjoint(found.source.split("+"))
@@ -469,3 +469,170 @@ def test_a_transaction_the_node_cannot_find_fails_the_read_never_skips_it(
     chain, _ = _chain(node, native_read=native_read, native_internal="off")
     with pytest.raises(RpcRejectedError, match="the node is lagging"):
         chain.transfers(5, 5, Watched(native={to}))
+
+
+def _headers_with_rate_limits(refuse: Callable[[int, int], bool]) -> Handler:
+    """Block headers, with the calls `refuse(request number, position)` picks refused
+    by a per-call rate limit (-32005 in a 200 answer)."""
+    requests = {"n": 0}
+
+    def node(calls: list[dict[str, Any]], is_batch: bool) -> httpx.Response:
+        requests["n"] += 1
+        out = []
+        for pos, c in enumerate(calls):
+            if refuse(requests["n"], pos):
+                err = {"code": -32005, "message": "rate limit exceeded"}
+                out.append({"jsonrpc": "2.0", "id": c["id"], "error": err})
+            else:
+                out.append(_block(c))
+        return _reply(out, is_batch)
+
+    return node
+
+
+def test_one_answer_with_many_rate_limited_calls_costs_one_wait() -> None:
+    chain, naps = _chain(
+        _headers_with_rate_limits(lambda req, pos: req == 1 and pos % 2 == 0)
+    )
+    assert [h.number for h in chain.block_headers(range(40))] == list(range(40))
+    assert len(naps) == 1, naps
+
+
+def test_parallel_batches_refused_together_wait_together() -> None:
+    """Four batches in flight, all told to wait 10 s: the pass waits 10 s once, not
+    40 s of a 30 s budget."""
+    refused: set[int] = set()
+
+    def node(calls: list[dict[str, Any]], is_batch: bool) -> httpx.Response:
+        first = calls[0]["params"][0]
+        if first not in refused:
+            refused.add(first)
+            return httpx.Response(429, headers={"Retry-After": "10"})
+        return _reply([_block(c) for c in calls], is_batch)
+
+    chain, naps = _chain(node)
+    chain.rpc._sleep = lambda s: (naps.append(s), time.sleep(s / 20))  # type: ignore[assignment]
+    chain.rpc.preferred.limits.bytes_per_call["eth_getBlockByNumber"] = 400_000
+    assert [h.number for h in chain.block_headers(range(40))] == list(range(40))
+    assert len(refused) >= 4
+    assert chain.rpc._rate_waited_s <= 20, naps
+
+
+def _traced_node(trace: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
+    """A block of one transaction (paying nobody watched) whose traces `trace` answers."""
+    tx_hash = "0x" + "cd" * 32
+
+    def node(calls: list[dict[str, Any]], is_batch: bool) -> httpx.Response:
+        out = []
+        for c in calls:
+            if c["method"] in ("trace_block", "debug_traceBlockByHash"):
+                out.append(trace(c))
+            elif c["method"] == "eth_getBlockByNumber":
+                tx = {"to": "0x" + "77" * 20, "value": "0x1", "hash": tx_hash}
+                out.append(_ok(c, {**_block(c)["result"], "transactions": [tx]}))
+            else:
+                out.append(_ok(c, []))
+        return _reply(out, is_batch)
+
+    return node
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "historical state not available in path scheme yet",
+        "required historical state unavailable (reexec=128)",
+        "state 0x12ab is not available, pruned",
+    ],
+)
+def test_a_block_the_node_cannot_trace_is_left_to_reconcile_never_a_missing_method(
+    message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node that cannot trace old blocks (pruned or path-scheme state) has the trace
+    methods all the same: under `auto` the range is left to reconcile with a warning
+    and nothing is remembered; under `traces` the pass fails and says why."""
+    from ctrip_cli.chain.client import Watched
+    from ctrip_cli.errors import TracesUnavailableError
+
+    def refuse(c: dict[str, Any]) -> dict[str, Any]:
+        err = {"code": -32000, "message": message}
+        return {"jsonrpc": "2.0", "id": c["id"], "error": err}
+
+    watched = Watched(native={"0x" + "42" * 20})
+    chain, _ = _chain(_traced_node(refuse), native_read="blocks")
+    found = chain.transfers(5, 5, watched)
+    assert "traces" not in found.source
+    assert chain.rpc.preferred.limits.unsupported == []
+    assert "left to `ctrip reconcile`" in caplog.text
+
+    chain, _ = _chain(
+        _traced_node(refuse), native_read="blocks", native_internal="traces"
+    )
+    with pytest.raises(TracesUnavailableError, match="cannot trace #5-#5"):
+        chain.transfers(5, 5, watched)
+
+
+def test_traces_of_fewer_transactions_than_the_block_holds_fail_the_read() -> None:
+    """A lagging backend answers `[]` for a block it lacks: never "no internal
+    transfers", or the cursor would pass them."""
+    from ctrip_cli.chain.client import Watched
+
+    chain, _ = _chain(_traced_node(lambda c: _ok(c, [])), native_read="blocks")
+    with pytest.raises(RpcRejectedError, match="traced 0 of the 1 transactions"):
+        chain.transfers(5, 5, Watched(native={"0x" + "42" * 20}))
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (-32601, "the method trace_block does not exist/is not available"),
+        (-32600, "Unsupported method: trace_block. See available methods"),
+        (-32007, "trace_block is not available on the Free tier"),
+    ],
+)
+def test_a_refusal_naming_the_method_is_a_missing_method(
+    code: int, message: str
+) -> None:
+    from ctrip_cli.chain.limits import Kind, classify
+
+    assert classify("trace_block", code, message) is Kind.METHOD_MISSING
+    assert (
+        classify("trace_block", -32000, "historical state not available") is Kind.OTHER
+    )
+
+
+def test_a_block_hash_answered_for_another_block_is_refused() -> None:
+    """block_hashes feeds the cursor check, the reorg search and the traces read by
+    hash: an answer for another number never passes as the asked block's hash."""
+
+    def off_by_one(calls: list[dict[str, Any]], is_batch: bool) -> httpx.Response:
+        return _reply(
+            [
+                _block({**c, "params": [hex(int(c["params"][0], 16) + 1)]})
+                for c in calls
+            ],
+            is_batch,
+        )
+
+    chain, _ = _chain(off_by_one)
+    with pytest.raises(RpcRejectedError, match="answered block #8 for #7"):
+        chain.block_hashes([7])
+
+
+def test_a_key_in_the_host_name_is_masked_too() -> None:
+    from ctrip_cli.chain.rpc import RpcTransport
+
+    key = "k7f3a9c2e1b04d68a5f2"
+    config = ChainConfig(
+        name="local",
+        chain_id=31337,
+        rpc_urls=[SecretStr(f"https://{key}.mainnet.rpc.example/")],
+        native=NativeConfig(symbol="ETH"),
+    )
+    rpc = RpcTransport(
+        config, transport=httpx.MockTransport(lambda r: httpx.Response(500))
+    )
+    text = rpc.scrub(f"unknown project {key} on mainnet")
+    assert key not in text
+    assert "mainnet" in text
+    rpc.close()
