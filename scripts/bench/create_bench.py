@@ -154,8 +154,7 @@ def bench_derivation(count: int) -> dict[str, Any]:
 
 
 def bench_cli(url: str, runs: int, tmp: Path) -> dict[str, Any]:
-    env = dict(
-        os.environ,
+    env = cputime.child_env(
         PYTHONPATH=str(REPO),
         CTRIP_DATABASE_URL=url,
         CTRIP_MNEMONIC=MNEMONIC,
