@@ -22,9 +22,7 @@ from ctrip_cli.db.queries.outbox import (
     webhook_attempts,
 )
 from ctrip_cli.db.queries.payments import (
-    add_deposit_address,
-    add_payment,
-    add_status_change,
+    add_new_payment,
     add_status_changes,
     allocate_deposit_index,
     count_payments_by_status,
@@ -86,10 +84,8 @@ __all__ = [
     "SWEEP_LIVE_STATES",
     "DueEvent",
     "Received",
-    "add_deposit_address",
     "add_job_run",
-    "add_payment",
-    "add_status_change",
+    "add_new_payment",
     "add_status_changes",
     "add_sweep_tx",
     "add_swept",
