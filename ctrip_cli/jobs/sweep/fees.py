@@ -33,6 +33,9 @@ L1_FEE_MARGIN_BPS = 5_000
 # How Arbitrum works: Gas and fees); unused gas is not charged.
 ARBITRUM_GAS_MARGIN_BPS = 2_500
 TOKEN_GAS_MARGIN_BPS = 1_000  # +10% over eth_estimateGas; the unused part is refunded
+# A token sweep's two transactions (top-up, token transfer: ~1.6 times the bytes) carry
+# about three plain transfers' worth of L1 data (the `status` budget on Arbitrum).
+ARBITRUM_L1_TXS_PER_TOKEN_SWEEP = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,33 @@ def fee_reserve_wei(
     )
     l1_wei = -(-bound * (10_000 + L1_FEE_MARGIN_BPS) // 10_000)
     return Reserve(gas_wei + l1_wei, l1_wei)
+
+
+def token_sweep_l1_fee_wei(params: opstack.L1FeeParams, chain_id: int) -> int:
+    """The L1 data fee bound of one token sweep, its top-up and its transfer each at
+    their largest encoding, margin included: what the gas payer spends on L1 data."""
+    fees = Fees(2**64 - 1, 2**64 - 1)
+    anyone = "0x" + "ff" * 20
+    lengths = (
+        tx.signed_len_bound(
+            chain_id=chain_id,
+            to=anyone,
+            value=2**128 - 1,
+            data="0x",
+            gas_limit=2**32 - 1,
+            fees=fees,
+        ),
+        tx.signed_len_bound(
+            chain_id=chain_id,
+            to=anyone,
+            value=0,
+            data=tx.transfer_data(anyone, 2**256 - 1),
+            gas_limit=2**32 - 1,
+            fees=fees,
+        ),
+    )
+    bound = sum(opstack.l1_fee_bound(params, n) for n in lengths)
+    return -(-bound * (10_000 + L1_FEE_MARGIN_BPS) // 10_000)
 
 
 def l1_params(ctx: Pass) -> opstack.L1FeeParams | None:

@@ -302,7 +302,7 @@ def _add_plan(
             to_address=to,
             amount=format_units(amount, decimals),
             amount_base_units=str(amount),
-            fee=f"{format_units(fee.total_wei, native.decimals)} {native.symbol}",
+            fee=_fee_text(fee, native.symbol, native.decimals),
             fee_wei=str(fee.total_wei),
             payments=[x.id for x in payments],
             action=action,
@@ -310,3 +310,10 @@ def _add_plan(
             dust_bound_wei=str(dust_bound_wei),
         )
     )
+
+
+def _fee_text(fee: Reserve, symbol: str, decimals: int) -> str:
+    text = f"{format_units(fee.total_wei, decimals)} {symbol}"
+    if fee.l1_wei:
+        text += f" (L1 data {format_units(fee.l1_wei, decimals)})"
+    return text

@@ -330,6 +330,22 @@ def test_rising_l1_fee_after_signing_is_replaced_and_still_settles(
     assert new.amount + new.fee_paid + new.dust == p.amount
 
 
+def test_status_budgets_the_gas_payer_for_l1_fees(op_world: SweepWorld) -> None:
+    from ctrip_cli.cli import status_probe
+
+    chains = {"local": op_world.cfg}
+    endpoints = status_probe.probe_all(chains, timeout_s=5)
+    op_world.fund_payer()
+
+    (payer,) = status_probe.gas_payers(op_world.settings, chains, endpoints).values()
+
+    params = opstack.L1FeeParams(
+        L1_BASE_FEE, BLOB_BASE_FEE, BASE_FEE_SCALAR, BLOB_BASE_FEE_SCALAR
+    )
+    assert payer.l1_fee_wei == fees.token_sweep_l1_fee_wei(params, 31337)
+    assert payer.l1_fee_wei >= 2 * MIN_SIZE_FEE  # a top-up and a token transfer
+
+
 # -- a contract treasury, on an L1 chain and on the OP-stack chain --
 
 
