@@ -36,6 +36,7 @@ from tests.evm_fixtures import TestTokens
 from tests.integration.evm.test_sweep import (
     TREASURY,
     SweepWorld,
+    chains_yaml,
     make_confirmed,
 )
 
@@ -105,31 +106,6 @@ def op_snapshot(op_anvil: Anvil) -> Iterator[Anvil]:
     finally:
         op_anvil.set_automine(True)
         assert op_anvil.revert(snap)
-
-
-def chains_yaml(
-    node: Anvil,
-    tokens: TestTokens,
-    *,
-    treasury: str = TREASURY,
-    url: str | None = None,
-    **extra: Any,
-) -> str:
-    lines = "".join(f"    {k}: {v}\n" for k, v in extra.items())
-    return f"""
-chains:
-  local:
-    chain_id: 31337
-    rpc_urls: ["{url or node.url}"]
-    confirmations: 2
-    native: {{symbol: ETH, decimals: 18}}
-    tokens:
-      USDC: {{address: "{tokens.usdc}", decimals: 6}}
-      DAI: {{address: "{tokens.dai}", decimals: 18}}
-      USDT: {{address: "{tokens.usdt}", decimals: 6}}
-    treasury: "{treasury}"
-    block_time_s: 1
-{lines}"""
 
 
 WorldFactory = Callable[..., SweepWorld]

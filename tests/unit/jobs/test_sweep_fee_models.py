@@ -12,10 +12,8 @@ from typing import Any
 import pytest
 
 from ctrip_cli.chain import opstack
-from ctrip_cli.config import ChainConfig, ScanSettings, load_chains
+from ctrip_cli.config import ChainConfig, load_chains
 from ctrip_cli.errors import ConfigError
-from ctrip_cli.jobs import confirm as confirm_job
-from ctrip_cli.jobs import scan as scan_job
 from ctrip_cli.jobs.sweep import fees
 from tests.unit.jobs.test_sweep_flow import (
     ETH,
@@ -23,13 +21,14 @@ from tests.unit.jobs.test_sweep_flow import (
     cfg,
     chain,
     deposit,
+    flow,
     keys,
     payment,
     rows,
     sweep,
 )
 
-__all__ = ["cfg", "chain", "keys"]  # fixtures, shared with test_sweep_flow.py
+__all__ = ["cfg", "chain", "flow", "keys"]  # fixtures, shared with test_sweep_flow.py
 
 PARAMS = opstack.L1FeeParams(50 * 10**9, 10 * 10**9, 1_368, 810_949)
 REPO = Path(__file__).resolve().parents[3]
@@ -38,18 +37,6 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture
 def op_cfg(cfg: ChainConfig) -> ChainConfig:
     return cfg.model_copy(update={"fee_model": "op-stack"})
-
-
-def run_passes(session, chain, cfg, keys, settings, now, n: int = 3) -> list[Any]:
-    """scan, confirm and sweep `n` times on `cfg`'s fee model."""
-    results = []
-    for _ in range(n):
-        scan_job.run(session, chain, cfg=cfg, now=now, settings=ScanSettings())
-        confirm_job.run(session, chain, cfg=cfg, now=now)
-        results.append(sweep(session, chain, cfg, keys, settings, now))
-        chain.produce_blocks(cfg.confirmations)
-        session.expunge_all()
-    return results
 
 
 def token_deposit(session, keys, now, chain) -> Any:
@@ -67,13 +54,13 @@ def token_deposit(session, keys, now, chain) -> Any:
 
 
 def test_op_stack_native_sweep_reserves_the_l1_fee_and_records_what_was_paid(
-    session, chain, op_cfg, keys, settings, now
+    session, chain, op_cfg, keys, settings, now, flow
 ) -> None:
     chain.l1_params = PARAMS
     p = deposit(session, keys, now, amount=ETH)
     chain.add_transfer(p.address, ETH)
 
-    run_passes(session, chain, op_cfg, keys, settings, now)
+    flow(on=op_cfg)
 
     (row,) = rows(session, "native")
     paid = opstack.l1_fee(PARAMS, bytes.fromhex(row.raw_tx[2:]))
@@ -87,13 +74,13 @@ def test_op_stack_native_sweep_reserves_the_l1_fee_and_records_what_was_paid(
 
 
 def test_op_stack_token_top_up_brings_the_l1_fee(
-    session, chain, op_cfg, keys, settings, now
+    session, chain, op_cfg, keys, settings, now, flow
 ) -> None:
     chain.l1_params = PARAMS
     chain.auto_mine = False
     token_deposit(session, keys, now, chain)
 
-    results = run_passes(session, chain, op_cfg, keys, settings, now, n=2)
+    results = flow(2, on=op_cfg)
 
     (topup,) = rows(session, "topup")
     (token,) = rows(session, "token")
@@ -108,13 +95,13 @@ def test_op_stack_token_top_up_brings_the_l1_fee(
 
 
 def test_replacement_re_reads_the_l1_parameters(
-    session, chain, op_cfg, keys, settings, now
+    session, chain, op_cfg, keys, settings, now, flow
 ) -> None:
     chain.l1_params = PARAMS
     chain.auto_mine = False
     p = deposit(session, keys, now, amount=ETH)
     chain.add_transfer(p.address, ETH)
-    run_passes(session, chain, op_cfg, keys, settings, now, n=2)
+    flow(2, on=op_cfg)
     chain.mempool.clear()  # the node dropped it: the L1 fee rose past what it holds
     chain.l1_params = opstack.L1FeeParams(
         10 * PARAMS.l1_base_fee, 10 * 10**9, 1_368, 810_949
@@ -131,7 +118,7 @@ def test_replacement_re_reads_the_l1_parameters(
 
 
 def test_arbitrum_model_pads_every_estimate(
-    session, chain, cfg, keys, settings, now
+    session, chain, cfg, keys, settings, now, flow
 ) -> None:
     arb = cfg.model_copy(update={"fee_model": "arbitrum"})
     chain.auto_mine = False
@@ -139,7 +126,7 @@ def test_arbitrum_model_pads_every_estimate(
     chain.add_transfer(p.address, ETH)
     token_deposit(session, keys, now, chain)
 
-    results = run_passes(session, chain, arb, keys, settings, now, n=2)
+    results = flow(2, on=arb)
 
     padded = 21_000 + 21_000 * fees.ARBITRUM_GAS_MARGIN_BPS // 10_000
     (native,) = rows(session, "native")
