@@ -240,15 +240,7 @@ def _replace(
     floor = native_fees(ctx) if old.legacy else market_fees(ctx, eip1559=True)
     new = old.bumped(ctx.settings.fee_bump_bps, floor)
     old_fee = old.cost_wei(latest.gas_limit) + latest.l1_fee_reserved
-    token = latest.token_address
-    # The transaction as sent: a token transfer, or value to its recipient (for a
-    # native sweep at most what the address held for it).
-    if token:
-        to, data, value = token, tx.transfer_data(latest.to_address, latest.amount), 0
-    else:
-        to, data, value = latest.to_address, "0x", latest.amount
-    if latest.kind == SweepKind.NATIVE:
-        value += old_fee
+    to, data, value = _as_sent(latest, old_fee)
     gas_limit = fees.replacement_gas(
         ctx, latest.gas_limit, sender=latest.from_address, to=to, data=data
     )
@@ -272,7 +264,7 @@ def _replace(
         kind=latest.kind,
         key_path=latest.key_path,
         to=latest.to_address,
-        token=token,
+        token=latest.token_address,
         amount=amount,
         nonce=latest.nonce,
         gas_limit=gas_limit,
@@ -285,6 +277,17 @@ def _replace(
     ctx.tally.counts["replaced"] += 1
     ctx.hook("after_sign")
     send.broadcast(ctx, depends_on if depends_on is not None else row)
+
+
+def _as_sent(latest: SweepTransaction, fee_wei: int) -> tuple[str, str, int]:
+    """(to, calldata, the most value) of the transaction `latest` replaces: a token
+    transfer, or value to its recipient (a native sweep's at most what its address
+    held for it, the fee `fee_wei` included)."""
+    if latest.token_address:
+        data = tx.transfer_data(latest.to_address, latest.amount)
+        return latest.token_address, data, 0
+    value = latest.amount + (fee_wei if latest.kind == SweepKind.NATIVE else 0)
+    return latest.to_address, "0x", value
 
 
 def _bump_topup(
