@@ -117,6 +117,14 @@ class ChainConfig(_Model):
     rpc_rate_wait_s: float = Field(default=30.0, gt=0, le=3_600)
     # `status --check` threshold; default max(min_lag_blocks, max_lag_s / block_time_s).
     max_lag_blocks: int | None = Field(default=None, ge=1, le=10**9)
+    # How the chain charges a transaction: `ethereum` (gas x price), `op-stack` (plus
+    # an L1 data fee from the L1Block predeploy), `arbitrum` (the L1 cost is gas too,
+    # so every transaction's gas is estimated).
+    fee_model: Literal["ethereum", "op-stack", "arbitrum"] = "ethereum"
+    # Floors the chain's nodes enforce (Polygon: a minimum tip; BNB Chain: a minimum
+    # gas price); fees never go below them, whatever the node suggests.
+    min_priority_fee_wei: int | None = Field(default=None, ge=0, le=10**24)
+    min_gas_price_wei: int | None = Field(default=None, ge=0, le=10**24)
 
     @field_validator("native_internal", mode="before")
     @classmethod

@@ -14,7 +14,7 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from ctrip_cli.chain import parse, traces, tx
+from ctrip_cli.chain import opstack, parse, traces, tx
 from ctrip_cli.chain.client import (
     BlockHeader,
     EndpointProbe,
@@ -27,6 +27,7 @@ from ctrip_cli.chain.client import (
     Watched,
 )
 from ctrip_cli.chain.limits import EndpointLimits, logs_range_hint
+from ctrip_cli.chain.opstack import L1FeeParams
 from ctrip_cli.chain.rpc import (
     Call,
     RpcMethodUnsupportedError,
@@ -65,6 +66,7 @@ class EvmChain:
         self.cfg = cfg
         self.rpc = rpc
         self.address_chunk = 1_000
+        self._fjord: bool | None = None  # read with the first L1 fee parameters
 
     @classmethod
     def open(
@@ -584,7 +586,8 @@ class EvmChain:
         return self._quantity("eth_getTransactionCount", address, block)
 
     def fees(self, *, eip1559: bool) -> Fees:
-        """Current fees: 2 × base fee + tip for EIP-1559, else the node's gas price."""
+        """Current fees: 2 × base fee + tip for EIP-1559, else the node's gas price;
+        never below the chain's `min_priority_fee_wei` / `min_gas_price_wei`."""
         if not eip1559:
             return self.gas_price()
         block = self.rpc.call("eth_getBlockByNumber", "latest", False)
@@ -597,18 +600,57 @@ class EvmChain:
             tip = self._quantity("eth_maxPriorityFeePerGas")
         except RpcRejectedError:
             tip = max(self.gas_price().max_fee_per_gas - base, 0)
-        return Fees(2 * base + tip, tip)
+        min_price = self.cfg.min_gas_price_wei or 0
+        # The effective price is base + tip: a minimum price is met through the tip.
+        tip = max(tip, self.cfg.min_priority_fee_wei or 0, min_price - base)
+        return Fees(max(2 * base + tip, min_price), tip)
 
     def gas_price(self) -> Fees:
-        """The node's suggested gas price, for type-0 transactions."""
-        return Fees(self._quantity("eth_gasPrice"))
+        """The node's suggested gas price for type-0 transactions, never below the
+        chain's `min_gas_price_wei`."""
+        price = self._quantity("eth_gasPrice")
+        return Fees(max(price, self.cfg.min_gas_price_wei or 0))
+
+    def l1_fee_params(self, block: int | str = "latest") -> L1FeeParams:
+        """The L1Block predeploy's fee parameters at `block` (OP Stack), read from its
+        storage in one batch; whether the chain prices with Fjord is asked once.
+
+        Raises:
+            RpcUnavailableError, RpcRejectedError: as `RpcTransport.batch`.
+        """
+        tag = _tag(block)
+        calls: list[Call] = [
+            ("eth_getStorageAt", (opstack.L1_BLOCK, hex(slot), tag))
+            for slot in opstack.SLOTS
+        ]
+        if self._fjord is None:
+            oracle = {"to": opstack.GAS_PRICE_ORACLE, "data": opstack.IS_FJORD_CALL}
+            calls.append(("eth_call", (oracle, tag)))
+        answers = self.rpc.settle(calls)
+        if self._fjord is None:
+            self._fjord = _is_fjord(answers.pop())
+        words = {}
+        for slot, word in zip(opstack.SLOTS, answers, strict=True):
+            if isinstance(word, RpcRejectedError):
+                raise word
+            words[slot] = int(self._parsed("eth_getStorageAt", parse.quantity, word))
+        return opstack.L1FeeParams.from_slots(words, fjord=self._fjord)
 
     def estimate_gas(
         self, *, sender: str, to: str, value: int = 0, data: str = "0x"
     ) -> int:
         """eth_estimateGas without a gas price, so the sender needs no balance for it."""
         call = {"from": sender, "to": to, "value": hex(value), "data": data}
-        return self._quantity("eth_estimateGas", call)
+        try:
+            return self._quantity("eth_estimateGas", call)
+        except RpcRejectedError as exc:
+            if "insufficient funds" not in str(exc).lower():
+                raise
+        # Some OP-stack nodes (anvil --network optimism) charge the L1 data fee of a
+        # call with data even without a gas price: a token sweep's deposit address
+        # holds no coin yet. Estimate it as if it held some (a state override).
+        funded = {sender: {"balance": hex(2**128)}}
+        return self._quantity("eth_estimateGas", call, "latest", funded)
 
     def send_raw(self, raw: str) -> SendOutcome:
         """Broadcast stored bytes; a node that already has them is not an error.
@@ -757,6 +799,19 @@ def _probe_error(exc: Exception) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _is_fjord(answer: Any) -> bool:
+    """What `isFjord()` on GasPriceOracle says: a chain without the oracle's code
+    (anvil, some dev chains) is taken to be on Fjord, in force on every Superchain
+    chain since 2024; a revert is an oracle from before Fjord."""
+    if isinstance(answer, RpcRejectedError):
+        return False
+    data = str(answer or "0x").removeprefix("0x")[:64]
+    try:
+        return not data or int(data, 16) != 0
+    except ValueError:  # a malformed answer: the formula of every current chain
+        return True
 
 
 def _tag(block: int | str) -> str:

@@ -5,7 +5,7 @@ const path = require("path");
 const solc = require("solc");
 
 const dir = __dirname;
-const names = ["TestToken", "NoReturnToken", "Reverter"];
+const names = ["TestToken", "NoReturnToken", "Reverter", "Treasury"];
 const sources = {};
 for (const n of names) sources[`${n}.sol`] = { content: fs.readFileSync(path.join(dir, `${n}.sol`), "utf8") };
 const input = {
