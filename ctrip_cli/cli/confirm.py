@@ -33,7 +33,8 @@ def confirm(
     from ctrip_cli.jobs import passes
 
     rt: Runtime = ctx.obj
-    with rt.errors():
+    failed = {"job": "confirm", "chain": chain} if json_ else None
+    with rt.errors(failed_json=failed):
         cfg = rt.settings.chain(chain)
         with rt.open_chain(chain) as client:
             result = rt.run_job(

@@ -41,7 +41,8 @@ def deliver_webhooks(
     from ctrip_cli.money import parse_duration_s
 
     rt = ctx.obj
-    with rt.errors():
+    failed = {"job": "deliver-webhooks", "chain": None} if json_ else None
+    with rt.errors(failed_json=failed):
         budget_s = parse_duration_s(
             time_budget, what="--time-budget", max_s=MAX_TIME_BUDGET_S
         )

@@ -89,8 +89,12 @@ class Runtime:
         return datetime.now(UTC)
 
     @contextmanager
-    def errors(self) -> Iterator[None]:
-        """The one error edge: CtripError → message on stderr and its exit code."""
+    def errors(self, *, failed_json: dict[str, Any] | None = None) -> Iterator[None]:
+        """The one error edge: CtripError → message on stderr and its exit code.
+
+        A pass run with `--json` passes `failed_json` ({"job", "chain"}): a failure
+        then still prints its one JSON object on stdout, with `error` naming it.
+        """
         from ctrip_cli.db import engine as db_engine
 
         try:
@@ -98,6 +102,15 @@ class Runtime:
                 yield
         except CtripError as exc:
             from rich.markup import escape
+
+            if failed_json is not None:
+                error = {
+                    "type": type(exc).__name__,
+                    "message": str(exc),
+                    "exit_code": exc.exit_code,
+                }
+                failure = {**failed_json, "skipped": None, "error": error}
+                sys.stdout.write(json.dumps(failure) + "\n")
 
             self.err.print(
                 f"[red]{type(exc).__name__}[/]: {escape(str(exc))}",

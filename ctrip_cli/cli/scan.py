@@ -42,7 +42,8 @@ def scan(
     from ctrip_cli.jobs import scan as scan_job
 
     rt: Runtime = ctx.obj
-    with rt.errors():
+    failed = {"job": "scan", "chain": chain} if json_ else None
+    with rt.errors(failed_json=failed):
         _check_range(from_block, to_block)
         cfg, settings = rt.settings.chain(chain), rt.settings.scan
         with rt.open_chain(chain) as client, _progress(rt) as progress:

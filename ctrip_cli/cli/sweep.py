@@ -43,7 +43,8 @@ def sweep(
     from ctrip_cli.jobs import sweep as sweep_job
 
     rt = ctx.obj
-    with rt.errors():
+    failed = {"job": "sweep", "chain": chain} if json_ else None
+    with rt.errors(failed_json=failed):
         cfg = rt.settings.chain(chain)
         sweep_job.require_treasury(cfg)
         keys = KeyRing.for_chain(rt.settings.mnemonic, cfg)
