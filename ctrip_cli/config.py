@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -59,9 +60,21 @@ def checked_address(value: object) -> str:
     return value
 
 
+_NUMBERS = (int, float, int | None, float | None)
+
+
 class _Model(BaseModel):
     # No inf or NaN: `block_time_s: inf` or an infinite timeout would pass `gt=0`.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        # YAML's `true` would otherwise be the number 1 (`confirmations: true`).
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(v, bool) and field is not None and field.annotation in _NUMBERS:
+            raise ValueError("must be a number, not true or false")
+        return v
 
 
 class NativeConfig(_Model):

@@ -83,6 +83,16 @@ def test_bad_checksum_is_located_with_fix(tmp_path):
         (("decimals: 18}\n", "decimals: 99}\n"), "chains.bsc.tokens.USDT.decimals"),
         (("native: {symbol: BNB, decimals: 18}", ""), "chains.bsc.native"),
         (("poa: true", "poa: true\n    native_internal: always"), "native_internal"),
+        # YAML booleans are not numbers (`true` would be 1 confirmation, 1 wei).
+        (
+            ("poa: true", "poa: true\n    confirmations: true"),
+            "chains.bsc.confirmations",
+        ),
+        (("poa: true", "poa: true\n    min_gas_price_wei: yes"), "min_gas_price_wei"),
+        (
+            ("poa: true", "poa: true\n    block_time_s: false"),
+            "chains.bsc.block_time_s",
+        ),
     ],
 )
 def test_invalid_values_name_their_location(tmp_path, mutation, needle):
