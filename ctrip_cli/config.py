@@ -114,6 +114,9 @@ class ChainConfig(_Model):
     rpc_max_calls_per_s: int | None = Field(default=None, ge=1, le=1_000_000)
     # `status --check` threshold; default max(min_lag_blocks, max_lag_s / block_time_s).
     max_lag_blocks: int | None = Field(default=None, ge=1, le=10**9)
+    # Where `reconcile` finds Multicall3 (its canonical address on most chains,
+    # github.com/mds1/multicall3); null reads every balance with its own call.
+    multicall3: str | None = "0xcA11bde05977b3631167028862bE2a173976CA11"
 
     @field_validator("native_internal", mode="before")
     @classmethod
@@ -121,9 +124,9 @@ class ChainConfig(_Model):
         # YAML 1.1 (PyYAML) reads a bare `off` as the boolean false.
         return "off" if v is False else v
 
-    @field_validator("treasury")
+    @field_validator("treasury", "multicall3")
     @classmethod
-    def _treasury(cls, v: str | None) -> str | None:
+    def _optional_address(cls, v: str | None) -> str | None:
         return None if v is None else checked_address(v)
 
     @field_validator("rpc_urls")
