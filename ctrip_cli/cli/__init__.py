@@ -99,6 +99,7 @@ def _register() -> None:
     import ctrip_cli.cli.db
     import ctrip_cli.cli.deliver_webhooks
     import ctrip_cli.cli.payments
+    import ctrip_cli.cli.reconcile
     import ctrip_cli.cli.scan
     import ctrip_cli.cli.status
     import ctrip_cli.cli.sweep

@@ -192,6 +192,12 @@ def open_differences(session: Session, chain: str) -> list[ReconcileDifference]:
     return list(session.scalars(stmt.order_by(ReconcileDifference.id)))
 
 
+def open_differences_all(session: Session, *, limit: int) -> list[ReconcileDifference]:
+    """Open differences of every chain, oldest first."""
+    stmt = select(ReconcileDifference).where(ReconcileDifference.resolution == OPEN)
+    return list(session.scalars(stmt.order_by(ReconcileDifference.id).limit(limit)))
+
+
 def vanished_credits(session: Session, chain: str) -> list[ReconcileDifference]:
     """Credited differences whose balance credit is gone (a reorg removed it)."""
     kept = select(Transfer.tx_hash).where(
