@@ -1,4 +1,8 @@
-"""`ctrip reconcile --chain C`: compare deposit balances with the ledger at one block."""
+"""`ctrip reconcile --chain C`: compare deposit balances with the ledger at one block.
+
+Fault injection for the crash tests: `CTRIP_TEST_CRASH_AT=after_read|after_commit`
+SIGKILLs the pass there (as for `sweep`); leave it unset.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from rich.table import Table
 
 from ctrip_cli.cli import app
 from ctrip_cli.cli.runtime import Runtime
+from ctrip_cli.cli.sweep import _crash_hook
 
 if TYPE_CHECKING:
     from ctrip_cli.jobs import reconcile as reconcile_job
@@ -60,6 +65,7 @@ def reconcile(
                     now=rt.now(),
                     settings=rt.settings.scan,
                     block=block,
+                    hook=_crash_hook(),
                 ),
             )
     rt.show(lambda: _view(result), result, as_json=json_)

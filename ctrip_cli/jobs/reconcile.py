@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -163,8 +163,12 @@ def run(
     now: datetime,
     settings: ScanSettings,
     block: int,
+    hook: Callable[[str], None] | None = None,
 ) -> ReconcileResult:
     """Reconcile `cfg`'s deposit addresses at `block` (see `pick_block`).
+
+    `hook(step)` is called once the balances are read ("after_read") and once the
+    write is committed ("after_commit"); the crash tests kill the pass there.
 
     Raises:
         ChainError: the RPC endpoints failed, the block changed during the reads (a
@@ -198,8 +202,11 @@ def run(
         for k, v in actual.items()
         if (f := ledger.compare(explained.get(k, ledger.Explained()), v))
     }
+    step = hook or (lambda _step: None)
+    step("after_read")
     w = _Write(session, cfg, now, settings, header, actual)
     w.apply(found, {q.address for q in asked})
+    step("after_commit")
     return ReconcileResult(
         job="reconcile",
         chain=cfg.name,

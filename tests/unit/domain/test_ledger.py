@@ -61,9 +61,13 @@ def test_a_sweep_in_flight_widens_the_range_by_its_worst_attempt() -> None:
     assert ledger.compare(got, 0) is None
 
 
-def test_a_token_sweep_pays_gas_from_a_top_up_and_a_reverted_one_moves_nothing() -> None:
+def test_a_token_sweep_pays_gas_from_a_top_up_and_a_reverted_one_moves_nothing() -> (
+    None
+):
     token = ledger.key(A, TOKEN)
-    topup = S("gas:1", "topup", "confirmed", 500, 6, 21, from_address=PAYER, to_address=A)
+    topup = S(
+        "gas:1", "topup", "confirmed", 500, 6, 21, from_address=PAYER, to_address=A
+    )
     ok = S("sweep:1", "token", "confirmed", 80, 7, 300, token_address=TOKEN)
     reverted = S("sweep:2", "token", "failed", 20, 8, 100, token_address=TOKEN)
     got = ledger.explain([T(A, TOKEN, 5, 100)], [topup, ok, reverted], 9)

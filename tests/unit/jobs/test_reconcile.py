@@ -64,9 +64,7 @@ def differences(session: Session) -> list[tuple[str, str, int, str]]:
 
 
 def credits(session: Session, pid: str) -> list[tuple[str | None, int]]:
-    stmt = sa.select(Transfer.source, Transfer.amount).where(
-        Transfer.payment_id == pid
-    )
+    stmt = sa.select(Transfer.source, Transfer.amount).where(Transfer.payment_id == pid)
     out = sorted(session.execute(stmt).all(), key=lambda r: (r[0] or "", r[1]))
     session.rollback()
     return [(s, int(a)) for s, a in out]
