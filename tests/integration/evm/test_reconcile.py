@@ -132,7 +132,8 @@ def test_forwarded_coin_is_settled_with_and_without_traces(
         ids = [pid for pid, wei in paid.items() if wei]
         later = _settle(world, ids)
         calls = emu.snapshot()["calls"]
-    assert first.method == "multicall3" and calls.get("eth_call", 0) >= 1
+    assert first.method == "multicall3"
+    assert calls.get("eth_call", 0) >= 1
     assert first.inflows_credited == (4 if endpoint == "no-traces" else 0)
     assert {world.payment(pid).status for pid in ids} == {"settled"}
     for pid in ids:
@@ -284,7 +285,8 @@ def test_a_killed_reconcile_rerun_credits_nothing_twice(
     again = _run_cli(world, None)
 
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert rerun.returncode == 0 and again.returncode == 0, rerun.stderr + again.stderr
+    assert rerun.returncode == 0, rerun.stderr
+    assert again.returncode == 0, again.stderr
     credited = json.loads(rerun.stdout)["inflows_credited"]
     assert credited == (4 if crash_at == "after_read" else 0)
     assert json.loads(again.stdout)["inflows_credited"] == 0

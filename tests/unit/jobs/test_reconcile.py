@@ -90,7 +90,8 @@ def test_forwarded_coin_is_credited_once_with_its_provenance(
     later = reconcile(session, chain, cfg, now)
 
     assert (first.inflows_credited, again.inflows_credited) == (1, 0)
-    assert later.inflows_credited == 0 and later.block > first.block
+    assert later.inflows_credited == 0
+    assert later.block > first.block
     assert status(session, p.id) == ("detected", 1_000, False)
     assert events(session, p.id) == ["payment.detected"]
     assert credits(session, p.id) == [("balance", 1_000)]
@@ -123,7 +124,7 @@ def test_a_later_trace_read_of_the_same_money_supersedes_the_credit(
     assert status(session, p.id) == ("detected", 1_500, False)
     assert credits(session, p.id) == [(None, 1_000), ("balance", 500)]
     assert differences(session) == [("inflow", "superseded", 1_500, "ETH")]
-    assert after.inflows_credited == 0 and after.shortfalls == 0
+    assert (after.inflows_credited, after.shortfalls) == (0, 0)
     assert events(session, p.id) == ["payment.detected"]  # nothing fired twice
 
 
@@ -135,7 +136,7 @@ def test_a_token_without_transfer_logs_is_found(session, chain, cfg, now) -> Non
 
     result = reconcile(session, chain, cfg, now)
 
-    assert result.inflows_credited == 1 and result.balances_read == 2
+    assert (result.inflows_credited, result.balances_read) == (1, 2)
     assert status(session, p.id) == ("detected", 1_000, False)
     assert differences(session) == [("inflow", "credited", 1_000, "USDC")]
 
@@ -218,7 +219,8 @@ def test_a_reorg_below_the_reconcile_block_rewinds_the_credit(
     scan(session, chain, cfg, now)
     second = reconcile(session, chain, cfg, now)
 
-    assert rewound.reorg_rewound_to is not None and rewound.payments_reorged == 1
+    assert rewound.reorg_rewound_to is not None
+    assert rewound.payments_reorged == 1
     assert (second.reorged, second.inflows_credited) == (1, 1)
     assert status(session, p.id) == ("detected", 1_000, False)
     assert [d[:2] for d in differences(session)] == [
@@ -292,7 +294,7 @@ def test_a_reconcile_during_a_scan_batch_waits_and_credits_nothing(
                 )
             worker.join(60)
             assert not worker.is_alive()
-            assert done[0].inflows_credited == 0 and done[0].shortfalls == 0
+            assert (done[0].inflows_credited, done[0].shortfalls) == (0, 0)
             assert status(a, p.id) == ("detected", 1_000, False)
             assert credits(a, p.id) == [(None, 1_000)]
     finally:
