@@ -12,8 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,27 +34,17 @@ from tests.evm import (
     send_native,
     send_tx,
 )
-from tests.evm_fixtures import TestTokens
-from tests.integration.evm.scan_world import ScanWorld, make_world
+from tests.integration.evm.scan_world import ScanWorld
 from tests.integration.evm.test_forwarded_native import (
     TREASURY,
     _pay_four_ways,
     _sweep,
 )
+from tests.integration.evm.test_forwarded_native import world as world  # shared
 
 pytestmark = pytest.mark.evm
 NO_TRACES = frozenset(traces.METHODS)
 FUNDER = ANVIL_ACCOUNTS[0]
-
-
-@pytest.fixture
-def world(
-    anvil_snapshot: Anvil, tokens: TestTokens, sqlite_url: str, tmp_path: Path
-) -> Iterator[ScanWorld]:
-    w = make_world(anvil_snapshot, tokens, sqlite_url, tmp_path)
-    w.settings.chains["local"] = w.cfg.model_copy(update={"treasury": TREASURY})
-    yield w
-    w.engine.dispose()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ctrip_cli.config import ChainConfig, ScanSettings, Settings, load_chains
+from ctrip_cli.config import ChainConfig, ScanSettings, load_chains
 from ctrip_cli.db import engine as db_engine
 from ctrip_cli.db.models import Payment, ReconcileDifference, Transfer
 from ctrip_cli.errors import ChainError, InputError
@@ -23,15 +23,9 @@ from ctrip_cli.jobs import reconcile as reconcile_job
 from ctrip_cli.testing import FakeChain
 from tests.conftest import LOCAL_CHAINS_YAML
 from tests.unit.jobs.test_scan import USDC, events, make_payment, scan, status
+from tests.unit.jobs.test_scan import cfg as cfg  # the same chain settings
 
 SETTINGS = ScanSettings()
-
-
-@pytest.fixture
-def cfg(settings: Settings) -> ChainConfig:
-    return settings.chain("local").model_copy(
-        update={"reorg_depth_blocks": 8, "max_block_range": 10}
-    )
 
 
 @pytest.fixture
