@@ -187,13 +187,15 @@ def supersede_balance_credits(
     `reconcile` credits money it finds in a balance and no transfer explains; when a
     transfer at or below that credit's block is recorded later (a rescan with
     traces, a log read late), it is the same money, so the credit gives way to it
-    instead of counting twice. Call in the transaction that inserts `rows`; the
-    payments are locked first, so a reconcile committing meanwhile is seen.
-    Returns the payments whose credits changed (to credit again).
+    instead of counting twice. Call in the transaction that inserted `rows`, after
+    the insert: on PostgreSQL the insert holds each payment's row (its foreign key
+    takes FOR KEY SHARE), so a reconcile, which locks the payments FOR UPDATE before
+    it credits, either committed before it (and its credit is read here) or waits
+    for this transaction (and reads these transfers); SQLite runs one writer at a
+    time. Returns the payments whose credits changed (to credit again).
     """
     if not rows:
         return set()
-    queries.lock_payments(session, {str(r["payment_id"]) for r in rows})
     lowest = min(int(r["block_number"]) for r in rows)
     new = {ledger.key(r["to_address"], r["token_address"]) for r in rows}
     credited = {
