@@ -65,7 +65,7 @@ def read(
 
 def _has_code(rpc: RpcTransport, address: str, tag: str) -> bool:
     code = rpc.call("eth_getCode", address, tag)
-    return len(parse.data(code, "eth_getCode")) > 2
+    return len(_parsed(rpc, "eth_getCode", parse.data, code)) > 2
 
 
 def _by_multicall(
