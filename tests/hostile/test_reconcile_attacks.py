@@ -10,7 +10,8 @@ import pytest
 
 from ctrip_cli.chain import balances
 from tests.evm import deploy_contract
-from tests.hostile.test_rpc_attacks import ETH, World, w  # noqa: F401 - the fixture
+from tests.hostile.test_rpc_attacks import ETH, World
+from tests.hostile.test_rpc_attacks import w as w  # the fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.evm]
 
@@ -24,10 +25,12 @@ def _garble(method: str, value: Any) -> Any:
     return per_call
 
 
-def _nothing_written(w: World) -> None:
-    assert w.query("SELECT count(*) FROM reconcile_differences") == [(0,)]
-    assert w.query("SELECT count(*) FROM reconcile_cursors") == [(0,)]
-    assert w.query("SELECT count(*) FROM transfers WHERE source IS NOT NULL") == [(0,)]
+def _nothing_written(world: World) -> None:
+    assert world.query("SELECT count(*) FROM reconcile_differences") == [(0,)]
+    assert world.query("SELECT count(*) FROM reconcile_cursors") == [(0,)]
+    assert world.query("SELECT count(*) FROM transfers WHERE source IS NOT NULL") == [
+        (0,)
+    ]
 
 
 @pytest.mark.parametrize(

@@ -80,3 +80,23 @@ def test_reconcile_is_stale_only_after_five_of_its_own_intervals(
 
     assert not [p for p in fresh.problems if "reconcile" in p]
     assert [p for p in late.problems if "pass reconcile:local" in p]
+
+
+def test_the_dashboard_shows_the_last_reconcile(session, settings, now):
+    from rich.console import Console
+
+    from ctrip_cli.cli import status as status_cli
+
+    _healthy_base(session, settings, now)
+    _add(
+        session,
+        ReconcileCursor(chain="local", block_number=980, block_hash="0x00", at=now),
+        _difference(now, "shortfall", 400),
+    )
+    console = Console(record=True, width=160)
+    console.print(
+        status_cli.view(_status(session, settings, now + timedelta(minutes=3)))
+    )
+    text = console.export_text()
+
+    assert "last #980 3m00s ago · open differences: shortfall 1" in text
