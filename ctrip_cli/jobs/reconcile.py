@@ -87,9 +87,10 @@ class ReconcileResult:
 
 def pick_block(
     session: Session, chain: ChainClient, *, cfg: ChainConfig, at_block: int | None
-) -> int:
+) -> int | None:
     """The block to reconcile at: `at_block`, or the head less `confirmations`
-    (never above the scan's cursor, never below the last reconcile's block).
+    (never above the scan's cursor). None when that is below the block the last
+    reconcile checked (the scan rewound a reorg): nothing to do until it is past.
 
     Raises:
         InputError: `at_block` is too shallow, not scanned yet, or below the block
@@ -113,7 +114,7 @@ def pick_block(
             raise ChainError(
                 f"chain {cfg.name!r} is not {cfg.confirmations} blocks long yet"
             )
-        return block if done is None else max(block, done)
+        return None if done is not None and block < done else block
     if at_block > deepest:
         raise InputError(
             f"--at-block {at_block}: the head is #{head:,}, and reconcile reads a "
@@ -162,7 +163,7 @@ def run(
     cfg: ChainConfig,
     now: datetime,
     settings: ScanSettings,
-    block: int,
+    block: int | None,
     hook: Callable[[str], None] | None = None,
 ) -> ReconcileResult:
     """Reconcile `cfg`'s deposit addresses at `block` (see `pick_block`).
@@ -176,6 +177,9 @@ def run(
         DatabaseError: the database failed.
     """
     head = chain.checked_head()
+    if block is None:
+        log.info("chain %s: waiting for the scan to pass the last reconcile", cfg.name)
+        return ReconcileResult(job="reconcile", chain=cfg.name, skipped=None, head=head)
     (header,) = chain.block_headers([block])
     since = now - timedelta(seconds=settings.late_window_s)
     with session.begin():

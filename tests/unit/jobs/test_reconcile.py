@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ctrip_cli.config import ChainConfig, ScanSettings, load_chains
 from ctrip_cli.db import engine as db_engine
-from ctrip_cli.db.models import Payment, ReconcileDifference, Transfer
+from ctrip_cli.db.models import Payment, ReconcileDifference, ScanCursor, Transfer
 from ctrip_cli.errors import ChainError, InputError
 from ctrip_cli.jobs import crediting
 from ctrip_cli.jobs import reconcile as reconcile_job
@@ -241,6 +241,10 @@ def test_the_block_is_deep_scanned_and_never_before_the_last(
         reconcile(session, chain, cfg, now, at=head + 1)
     default = reconcile(session, chain, cfg, now)  # capped at the scan's cursor
     assert (done.block, default.block) == (deepest - 2, head)
+    with session.begin():  # the scan rewound below the last reconcile's block
+        session.execute(sa.update(ScanCursor).values(block_number=head - 3))
+    waiting = reconcile(session, chain, cfg, now)
+    assert (waiting.block, waiting.balances_read) == (None, 0)
 
 
 def test_a_block_the_scan_read_differently_stops_the_pass(
