@@ -112,8 +112,19 @@ class ChainConfig(_Model):
     native_internal: Literal["auto", "traces", "reconcile", "off"] = "auto"
     # Calls a second, counted per JSON-RPC call (providers bill per call).
     rpc_max_calls_per_s: int | None = Field(default=None, ge=1, le=1_000_000)
+    # Seconds a pass may spend in all waiting out rate limits (429, -32005) before it
+    # ends with exit 1; keep it below the cron interval.
+    rpc_rate_wait_s: float = Field(default=30.0, gt=0, le=3_600)
     # `status --check` threshold; default max(min_lag_blocks, max_lag_s / block_time_s).
     max_lag_blocks: int | None = Field(default=None, ge=1, le=10**9)
+    # How the chain charges a transaction: `ethereum` (gas x price), `op-stack` (plus
+    # an L1 data fee from the L1Block predeploy), `arbitrum` (the L1 cost is gas too,
+    # so every transaction's gas is estimated).
+    fee_model: Literal["ethereum", "op-stack", "arbitrum"] = "ethereum"
+    # Floors the chain's nodes enforce (Polygon: a minimum tip; BNB Chain: a minimum
+    # gas price); fees never go below them, whatever the node suggests.
+    min_priority_fee_wei: int | None = Field(default=None, ge=0, le=10**24)
+    min_gas_price_wei: int | None = Field(default=None, ge=0, le=10**24)
     # Where `reconcile` finds Multicall3 (its canonical address on most chains,
     # github.com/mds1/multicall3); null reads every balance with its own call.
     multicall3: str | None = "0xcA11bde05977b3631167028862bE2a173976CA11"

@@ -69,30 +69,30 @@ def create_payment(
     keys = keys or KeyRing.for_chain(settings.mnemonic, cfg)
     index = queries.allocate_deposit_index(session)
     address = keys.deposit_address(index)
-    queries.add_deposit_address(session, index, address, now)
-    payment = Payment(
-        id=lifecycle.new_id("pay"),
-        chain=chain,
-        asset=asset,
-        token_address=token_address,
-        decimals=decimals,
-        address=address,
-        derivation_index=index,
-        amount=units,
-        amount_received=0,
-        status=lifecycle.PENDING,
-        late=False,
-        reference=reference,
-        webhook_url=webhook_url,
-        created_at=now,
-        expires_at=now + timedelta(seconds=expires_in_s),
-        updated_at=now,
-    )
-    queries.add_payment(session, payment)
-    queries.add_status_change(
-        session, payment.id, None, lifecycle.PENDING, reason="created", now=now
-    )
-    return lifecycle.payment_json(payment)
+    row: dict[str, Any] = {
+        "id": lifecycle.new_id("pay"),
+        "chain": chain,
+        "asset": asset,
+        "token_address": token_address,
+        "decimals": decimals,
+        "address": address,
+        "derivation_index": index,
+        "amount": units,
+        "amount_received": 0,
+        "amount_swept": 0,
+        "status": lifecycle.PENDING,
+        "late": False,
+        "reference": reference,
+        "webhook_url": webhook_url,
+        "created_at": now,
+        "expires_at": now + timedelta(seconds=expires_in_s),
+        "updated_at": now,
+        "detected_at": None,
+        "confirmed_at": None,
+        "settled_at": None,
+    }
+    queries.add_new_payment(session, row, reason="created")
+    return lifecycle.payment_json(Payment(**row))
 
 
 def list_payments(

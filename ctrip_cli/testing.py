@@ -9,7 +9,7 @@ import itertools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ctrip_cli.chain import tx
+from ctrip_cli.chain import opstack, tx
 from ctrip_cli.chain.client import (
     BalanceQuery,
     Balances,
@@ -62,6 +62,9 @@ class FakeChain:
         self.base_fee_wei = 1_000_000_000
         self.tip_wei = 1_000_000_000
         self.token_gas = 50_000
+        # OP Stack: the L1Block fee parameters; every transaction then pays an L1 data
+        # fee on top of gas × price (receipts do not report it, as on anvil).
+        self.l1_params = opstack.L1FeeParams()
         self.auto_mine = False  # mine every accepted transaction at once
         # False: the node answers no trace method, so forwarded coin stays unseen.
         self.traces = True
@@ -168,6 +171,13 @@ class FakeChain:
         else:
             self.balances[key] = self.balances.get(key, 0) + amount
         self.balance_changes.append((block, key, amount))
+
+    def mine_again(self, t: NativeTransfer, block: int) -> NativeTransfer:
+        """The same native transaction (same hash) in `block` of the current chain: a
+        transaction orphaned by a reorg and mined again elsewhere."""
+        return self._add_native(
+            t.to_address, t.amount, block, t.tx_hash, t.trace_position
+        )
 
     def produce_fork(self, depth: int, *, keep_transfers: bool = False) -> None:
         """Replace the last `depth` blocks with new ones (transfers dropped, or moved)."""
@@ -329,6 +339,13 @@ class FakeChain:
     def gas_price(self) -> Fees:
         return Fees(self.base_fee_wei + self.tip_wei)
 
+    def l1_fee_params(self, block: int | str = "latest") -> opstack.L1FeeParams:
+        self.round_trips += 1
+        return self.l1_params
+
+    def _l1_fee(self, raw: str) -> int:
+        return opstack.l1_fee(self.l1_params, bytes.fromhex(raw.removeprefix("0x")))
+
     def estimate_gas(
         self, *, sender: str, to: str, value: int = 0, data: str = "0x"
     ) -> int:
@@ -350,10 +367,8 @@ class FakeChain:
                 if d.fees.max_fee_per_gas <= other.fees.max_fee_per_gas:
                     return SendOutcome.UNDERPRICED
                 del self.mempool[h]
-        if (
-            self.balances.get(sender, 0)
-            < d.value + d.gas_limit * d.fees.max_fee_per_gas
-        ):
+        cost = d.value + d.gas_limit * d.fees.max_fee_per_gas + self._l1_fee(raw)
+        if self.balances.get(sender, 0) < cost:
             return SendOutcome.NO_FUNDS
         self.mempool[d.tx_hash] = (raw, d)
         if self.auto_mine:
@@ -365,11 +380,11 @@ class FakeChain:
         header = self.produce_blocks(1)[0]
         queued = sorted(self.mempool.values(), key=lambda p: p[1].nonce)
         self.mempool.clear()
-        for _, d in queued:
-            self._apply(d, header)
+        for raw, d in queued:
+            self._apply(d, header, self._l1_fee(raw))
         return header
 
-    def _apply(self, d: tx.Decoded, header: BlockHeader) -> None:
+    def _apply(self, d: tx.Decoded, header: BlockHeader, l1_fee: int = 0) -> None:
         sender = d.sender.lower()
         if d.nonce != self.nonces.get(sender, 0):
             return  # a gap or a replaced nonce: never mined
@@ -383,7 +398,7 @@ class FakeChain:
             )
         )
         self.nonces[sender] = d.nonce + 1
-        self._credit(sender, -gas * price - d.value, header.number)
+        self._credit(sender, -(gas * price + l1_fee + d.value), header.number)
         to = d.to.lower()
         self._credit(to, d.value, header.number)
         logs: tuple[Log, ...] = ()

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from ctrip_cli.chain.opstack import L1FeeParams
+
 
 @dataclass(frozen=True, slots=True)
 class BlockHeader:
@@ -84,6 +86,8 @@ class Transfers:
     # Block hashes the answers named (receipts name their block), to check against
     # the canonical chain.
     block_hashes: dict[int, str] = field(default_factory=dict)
+    # Transactions per block, where the read saw whole blocks (traces must cover them).
+    tx_counts: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +155,11 @@ class Receipt:
     gas_used: int
     effective_gas_price: int
     logs: tuple[Log, ...]
+    l1_fee_wei: int | None = None  # the OP Stack L1 data fee, where the node reports it
 
     @property
     def fee_paid_wei(self) -> int:
+        """Gas × price; an L1 data fee comes on top (`l1_fee_wei`)."""
         return self.gas_used * self.effective_gas_price
 
 
@@ -224,6 +230,10 @@ class ChainClient(Protocol):
     def fees(self, *, eip1559: bool) -> Fees: ...
 
     def gas_price(self) -> Fees: ...
+
+    def l1_fee_params(self, block: int | str = "latest") -> L1FeeParams:
+        """The OP Stack L1Block fee parameters at `block` (fee_model op-stack)."""
+        ...
 
     def estimate_gas(
         self, *, sender: str, to: str, value: int = 0, data: str = "0x"

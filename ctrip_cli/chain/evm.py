@@ -14,7 +14,7 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from ctrip_cli.chain import balances, parse, traces, tx
+from ctrip_cli.chain import balances, opstack, parse, traces, tx
 from ctrip_cli.chain.client import (
     BalanceQuery,
     Balances,
@@ -29,6 +29,7 @@ from ctrip_cli.chain.client import (
     Watched,
 )
 from ctrip_cli.chain.limits import EndpointLimits, logs_range_hint
+from ctrip_cli.chain.opstack import L1FeeParams
 from ctrip_cli.chain.rpc import (
     Call,
     RpcMethodUnsupportedError,
@@ -67,6 +68,7 @@ class EvmChain:
         self.cfg = cfg
         self.rpc = rpc
         self.address_chunk = 1_000
+        self._fjord: bool | None = None  # read with the first L1 fee parameters
 
     @classmethod
     def open(
@@ -158,14 +160,18 @@ class EvmChain:
         for n, block in zip(numbers, blocks, strict=True):
             if block is None:
                 raise RpcRejectedError(f"block #{n:,} not found; the node is lagging")
-            header = self._parsed("eth_getBlockByNumber", parse.header, block)
-            if header.number != n:
-                raise RpcRejectedError(
-                    f"eth_getBlockByNumber: {self.rpc.preferred.label} answered block "
-                    f"#{header.number:,} for #{n:,}"
-                )
-            out.append(header)
+            out.append(self._header_of(n, block))
         return out
+
+    def _header_of(self, n: int, block: Any) -> BlockHeader:
+        """The header of block `n`; an answer for another block is refused."""
+        header: BlockHeader = self._parsed("eth_getBlockByNumber", parse.header, block)
+        if header.number != n:
+            raise RpcRejectedError(
+                f"eth_getBlockByNumber: {self.rpc.preferred.label} answered block "
+                f"#{header.number:,} for #{n:,}"
+            )
+        return header
 
     def block_hashes(self, numbers: Iterable[int]) -> dict[int, str | None]:
         """Canonical hash of each block number now (None where the node lacks it)."""
@@ -174,11 +180,7 @@ class EvmChain:
             [("eth_getBlockByNumber", (hex(n), False)) for n in nums]
         )
         return {
-            n: (
-                self._parsed("eth_getBlockByNumber", parse.header, b).hash
-                if b
-                else None
-            )
+            n: self._header_of(n, b).hash if b else None
             for n, b in zip(nums, blocks, strict=True)
         }
 
@@ -202,11 +204,18 @@ class EvmChain:
             block_hashes=self.block_hashes,
             chain=self.cfg.name,
             required=self.cfg.native_internal == "traces",
+            tx_counts=found.tx_counts,
         )
         if internal is None:
             return found
         source = "+".join(s for s in (found.source, "traces") if s)
-        return Transfers(found.tokens, [*found.native, *internal], source)
+        return Transfers(
+            found.tokens,
+            [*found.native, *internal],
+            source,
+            found.block_hashes,
+            found.tx_counts,
+        )
 
     def _top_level_transfers(
         self, from_block: int, to_block: int, watched: Watched
@@ -246,12 +255,15 @@ class EvmChain:
                     self._by_receipts(numbers, only_tokens),
                     self._native_by_blocks(numbers, watched.native),
                 )
+        counts: dict[int, int] = {}
         native = (
-            self._native_by_blocks(numbers, watched.native) if watched.native else []
+            self._native_by_blocks(numbers, watched.native, counts)
+            if watched.native
+            else []
         )
         if watched.native:
             source.append(BLOCKS)
-        return Transfers(tokens, native, "+".join(source))
+        return Transfers(tokens, native, "+".join(source), tx_counts=counts)
 
     def receipt_transfers(self, number: int, watched: Watched) -> Transfers | None:
         """Token transfers of one block to `watched`, read another way than the logs
@@ -275,7 +287,13 @@ class EvmChain:
 
     @staticmethod
     def _merge(a: Transfers, native: list[NativeTransfer]) -> Transfers:
-        return Transfers(a.tokens, native, a.source + ("+blocks" if native else ""))
+        return Transfers(
+            a.tokens,
+            native,
+            a.source + ("+blocks" if native else ""),
+            a.block_hashes,
+            a.tx_counts,
+        )
 
     def native_read(self, probe_block: int) -> str:
         """`receipts` or `blocks`: as configured, or (auto) the one measured cheaper."""
@@ -323,6 +341,7 @@ class EvmChain:
         token_set = {t.lower() for t in watched.tokens}
         recipients = watched.token_recipients
         hashes: dict[int, str] = {}
+        counts: dict[int, int] = {}
         empty: list[int] = []
         for n, receipts in zip(numbers, per_block, strict=True):
             if receipts is None:
@@ -331,6 +350,7 @@ class EvmChain:
                 raise RpcRejectedError(
                     f"eth_getBlockReceipts: {self.rpc.preferred.label} sent a malformed answer"
                 )
+            counts[n] = len(receipts)
             seen = self._parsed("eth_getBlockReceipts", _receipts_block, receipts, n)
             if seen is None:
                 empty.append(n)
@@ -356,7 +376,7 @@ class EvmChain:
                 )
             )
         ]
-        return Transfers(tokens, native, RECEIPTS, hashes)
+        return Transfers(tokens, native, RECEIPTS, hashes, counts)
 
     def _check_empty(self, numbers: list[int]) -> None:
         """Blocks answered with no receipts must hold no transactions (a backend that
@@ -407,7 +427,10 @@ class EvmChain:
         return out
 
     def _native_by_blocks(
-        self, numbers: range, wanted: Collection[str]
+        self,
+        numbers: range,
+        wanted: Collection[str],
+        counts: dict[int, int] | None = None,
     ) -> list[NativeTransfer]:
         if not wanted:
             return []
@@ -421,6 +444,8 @@ class EvmChain:
             txs = self._parsed(
                 "eth_getBlockByNumber", lambda b: b["transactions"], block
             )
+            if counts is not None and isinstance(txs, list):
+                counts[n] = len(txs)
             candidates.extend(
                 t
                 for t in txs
@@ -432,8 +457,7 @@ class EvmChain:
         return [
             t
             for txn, r in zip(candidates, receipts, strict=True)
-            if r is not None
-            and (
+            if (
                 t := self._parsed(
                     "eth_getTransactionReceipt", parse.native_transfer, txn, r
                 )
@@ -575,7 +599,8 @@ class EvmChain:
         return self._quantity("eth_getTransactionCount", address, block)
 
     def fees(self, *, eip1559: bool) -> Fees:
-        """Current fees: 2 × base fee + tip for EIP-1559, else the node's gas price."""
+        """Current fees: 2 × base fee + tip for EIP-1559, else the node's gas price;
+        never below the chain's `min_priority_fee_wei` / `min_gas_price_wei`."""
         if not eip1559:
             return self.gas_price()
         block = self.rpc.call("eth_getBlockByNumber", "latest", False)
@@ -588,18 +613,57 @@ class EvmChain:
             tip = self._quantity("eth_maxPriorityFeePerGas")
         except RpcRejectedError:
             tip = max(self.gas_price().max_fee_per_gas - base, 0)
-        return Fees(2 * base + tip, tip)
+        min_price = self.cfg.min_gas_price_wei or 0
+        # The effective price is base + tip: a minimum price is met through the tip.
+        tip = max(tip, self.cfg.min_priority_fee_wei or 0, min_price - base)
+        return Fees(max(2 * base + tip, min_price), tip)
 
     def gas_price(self) -> Fees:
-        """The node's suggested gas price, for type-0 transactions."""
-        return Fees(self._quantity("eth_gasPrice"))
+        """The node's suggested gas price for type-0 transactions, never below the
+        chain's `min_gas_price_wei`."""
+        price = self._quantity("eth_gasPrice")
+        return Fees(max(price, self.cfg.min_gas_price_wei or 0))
+
+    def l1_fee_params(self, block: int | str = "latest") -> L1FeeParams:
+        """The L1Block predeploy's fee parameters at `block` (OP Stack), read from its
+        storage in one batch; whether the chain prices with Fjord is asked once.
+
+        Raises:
+            RpcUnavailableError, RpcRejectedError: as `RpcTransport.batch`.
+        """
+        tag = _tag(block)
+        calls: list[Call] = [
+            ("eth_getStorageAt", (opstack.L1_BLOCK, hex(slot), tag))
+            for slot in opstack.SLOTS
+        ]
+        if self._fjord is None:
+            oracle = {"to": opstack.GAS_PRICE_ORACLE, "data": opstack.IS_FJORD_CALL}
+            calls.append(("eth_call", (oracle, tag)))
+        answers = self.rpc.settle(calls)
+        if self._fjord is None:
+            self._fjord = _is_fjord(answers.pop())
+        words = {}
+        for slot, word in zip(opstack.SLOTS, answers, strict=True):
+            if isinstance(word, RpcRejectedError):
+                raise word
+            words[slot] = int(self._parsed("eth_getStorageAt", parse.quantity, word))
+        return opstack.L1FeeParams.from_slots(words, fjord=self._fjord)
 
     def estimate_gas(
         self, *, sender: str, to: str, value: int = 0, data: str = "0x"
     ) -> int:
         """eth_estimateGas without a gas price, so the sender needs no balance for it."""
         call = {"from": sender, "to": to, "value": hex(value), "data": data}
-        return self._quantity("eth_estimateGas", call)
+        try:
+            return self._quantity("eth_estimateGas", call)
+        except RpcRejectedError as exc:
+            if "insufficient funds" not in str(exc).lower():
+                raise
+        # Some OP-stack nodes (anvil --network optimism) charge the L1 data fee of a
+        # call with data even without a gas price: a token sweep's deposit address
+        # holds no coin yet. Estimate it as if it held some (a state override).
+        funded = {sender: {"balance": hex(2**128)}}
+        return self._quantity("eth_estimateGas", call, "latest", funded)
 
     def send_raw(self, raw: str) -> SendOutcome:
         """Broadcast stored bytes; a node that already has them is not an error.
@@ -748,6 +812,19 @@ def _probe_error(exc: Exception) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _is_fjord(answer: Any) -> bool:
+    """What `isFjord()` on GasPriceOracle says: a chain without the oracle's code
+    (anvil, some dev chains) is taken to be on Fjord, in force on every Superchain
+    chain since 2024; a revert is an oracle from before Fjord."""
+    if isinstance(answer, RpcRejectedError):
+        return False
+    data = str(answer or "0x").removeprefix("0x")[:64]
+    try:
+        return not data or int(data, 16) != 0
+    except ValueError:  # a malformed answer: the formula of every current chain
+        return True
 
 
 def _tag(block: int | str) -> str:

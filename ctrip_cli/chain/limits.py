@@ -20,6 +20,21 @@ def endpoint_key(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
+# The limits a refusal teaches. They are forgotten RELEARN_AFTER_S after they last
+# changed, so an endpoint whose plan or version got better is used fully again; the
+# next pass meets the refusal once more if it still holds, and learns it again.
+REFUSALS = (
+    "max_batch",
+    "refused_batch",
+    "batching",
+    "max_response_bytes",
+    "logs_max_range",
+    "logs_refused",
+    "unsupported",
+)
+RELEARN_AFTER_S = 86_400.0
+
+
 @dataclass(slots=True)
 class EndpointLimits:
     """Learnt limits; None means "not seen yet"."""
@@ -34,6 +49,20 @@ class EndpointLimits:
     logs_refused: bool = False  # eth_getLogs refused even for one block
     unsupported: list[str] = field(default_factory=list)  # methods it lacks (-32601)
     bytes_per_call: dict[str, int] = field(default_factory=dict)  # measured averages
+    learnt_at: float | None = None  # Unix time the refusals last changed
+
+    def refusals(self) -> tuple[Any, ...]:
+        """What refusals taught (not what was measured), comparable."""
+        return tuple(
+            tuple(v) if isinstance(v := getattr(self, n), list) else v for n in REFUSALS
+        )
+
+    def forget_refusals(self) -> None:
+        """Back to "not seen yet" for every refusal; measured sizes are kept."""
+        fresh = EndpointLimits()
+        for name in REFUSALS:
+            setattr(self, name, getattr(fresh, name))
+        self.learnt_at = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +79,10 @@ class EndpointLimits:
             out.unsupported = []
         if not isinstance(out.bytes_per_call, dict):
             out.bytes_per_call = {}
+        if isinstance(out.learnt_at, bool) or not isinstance(
+            out.learnt_at, int | float
+        ):
+            out.learnt_at = None
         return out
 
     def summary(self) -> dict[str, object]:
@@ -139,17 +172,30 @@ def classify(method: str, code: Any, message: str) -> Kind:
         return Kind.BATCH_TOO_LARGE
     if code == -32029 or code == 429 or _RATE.search(message):
         return Kind.RATE_LIMITED
-    if code == -32601 or re.search(
-        r"method not found|not supported|does not exist|not available|unsupported",
-        message,
-        re.I,
-    ):
+    if code == -32601 or _names_missing_method(method, message):
         return Kind.METHOD_MISSING
     if method == "eth_getLogs" and (code == -32005 or _LOGS_TOO_LARGE.search(message)):
         return Kind.LOGS_TOO_LARGE
     if code == -32005 and "limit" in message.lower():
         return Kind.RATE_LIMITED
     return Kind.OTHER
+
+
+_ABSENT = re.compile(
+    r"not found|not supported|does not exist|not available|unsupported|not allowed|"
+    r"not enabled|disabled",
+    re.I,
+)
+
+
+def _names_missing_method(method: str, message: str) -> bool:
+    """A refusal that says the method itself is absent (Alchemy: "Unsupported method:
+    trace_block ...", QuickNode: "debug_traceBlockByHash is not available on the Free
+    tier"), not that something the call needs is: geth's "historical state not
+    available in path scheme yet" or a pruned node's "state ... is not available" are
+    ordinary errors, never remembered as a missing method."""
+    named = method.lower() in message.lower() or re.search(r"\bmethod\b", message, re.I)
+    return bool(named and _ABSENT.search(message))
 
 
 def logs_range_hint(message: str, asked: int) -> int | None:

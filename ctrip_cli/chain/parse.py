@@ -43,6 +43,14 @@ def index(value: Any, what: str) -> int:
     return n
 
 
+def log_position(value: Any) -> int:
+    """A log's index in its block: the transfers table keeps it in a 32-bit INTEGER."""
+    n = quantity(value, "log index")
+    if n >= 2**31:
+        raise Malformed("log index is out of range")
+    return n
+
+
 def hash32(value: Any, what: str = "hash") -> str:
     if not isinstance(value, str) or not _HASH.match(value):
         raise Malformed(f"{what} is not a 32-byte hex hash")
@@ -125,7 +133,7 @@ def token_transfer(
         return None
     return TokenTransfer(
         tx_hash=hash32(entry.get("transactionHash"), "transaction hash"),
-        log_index=index(entry.get("logIndex"), "log index"),
+        log_index=log_position(entry.get("logIndex")),
         block_number=index(entry.get("blockNumber"), "block number"),
         block_hash=hash32(block_hash or entry.get("blockHash"), "block hash"),
         token_address=checksum(address(entry.get("address"), "token address")),
@@ -156,8 +164,19 @@ def tx_pays(tx: Any, wanted: Collection[str]) -> bool:
 
 def native_transfer(tx: Any, receipt: Any) -> NativeTransfer | None:
     """The transfer of a matched transaction, or None if it moved nothing or failed."""
+    # A transaction in a block whose receipt or body the node cannot find is a node
+    # behind its own answers (a lagging backend, an index still being built, history
+    # pruned): never "no transfer", or the cursor would pass a payment.
+    if receipt is None:
+        raise Malformed(
+            "no receipt for a transaction of the block (the node is lagging)"
+        )
+    if tx is None:
+        raise Malformed(
+            "no transaction for a receipt of the block (the node is lagging)"
+        )
     receipt = obj(receipt, "receipt")
-    if tx is None or receipt.get("status") != "0x1":
+    if receipt.get("status") != "0x1":
         return None
     value = quantity(obj(tx, "transaction").get("value") or "0x0", "value")
     if value == 0:

@@ -15,19 +15,22 @@ import email.utils
 import itertools
 import json
 import logging
+import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+import httpcore
 import httpx
 
 from ctrip_cli.chain.limits import (
+    RELEARN_AFTER_S,
     EndpointLimits,
     Kind,
     batch_limit_hint,
@@ -56,13 +59,17 @@ PRIOR_BYTES = {
     "eth_getLogs": 500_000,
     "eth_getTransactionReceipt": 5_000,
     "eth_getTransactionByHash": 2_000,
+    # A mainnet block's call frames, with their input and output: about a megabyte
+    # or two, so the first trace batch is a couple of blocks, not hundreds.
+    "trace_block": 1_500_000,
+    "debug_traceBlockByHash": 2_000_000,
 }
 DEFAULT_PRIOR = 500
 MAX_RATE_WAIT_S = 30.0
 BUDGET_WINDOW_S = 1.1
 MIN_RATE_WAIT_S = 0.25  # one Retry-After is honoured up to this
-RATE_WAIT_BUDGET_S = 30.0  # rate-limit waits in all, per pass (cron runs every 15-60 s)
 MAX_TRIES_PER_CALL = 12
+_FRESH = EndpointLimits().refusals()
 
 
 class RpcTooManyResultsError(RpcRejectedError):
@@ -79,6 +86,7 @@ class _Retry:
 
 _RETRY = _Retry()
 _WAITED = _Retry()  # send again after a rate-limit wait (bounded by the wait budget)
+_RATE_LIMITED = _Retry()  # a call refused by a rate limit: its answer waits once
 
 
 @dataclass
@@ -143,7 +151,7 @@ class RpcTransport:
         limits: dict[str, EndpointLimits] | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        rate_wait_budget_s: float = RATE_WAIT_BUDGET_S,
+        rate_wait_budget_s: float | None = None,
     ) -> None:
         self.cfg = cfg
         urls = [u.get_secret_value() for u in cfg.rpc_urls]
@@ -167,6 +175,8 @@ class RpcTransport:
             follow_redirects=False,
             limits=httpx.Limits(max_connections=max(max_in_flight, 1) * 2),
         )
+        if transport is None:
+            _bound_reads(self._http)
         self.timeout_s = timeout_s
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -178,11 +188,26 @@ class RpcTransport:
         rate = cfg.rpc_max_calls_per_s
         self._budget = _Budget(rate, sleep) if rate else None
         self._rate_waited_s = 0.0
-        self._rate_wait_budget_s = rate_wait_budget_s
+        self._rate_until = 0.0  # when the wait in progress ends
+        self._rate_sleepers = 0  # threads sleeping in rate_wait
+        # Rate-limit waits in all, per pass (`rpc_rate_wait_s`, 30 s by default).
+        self._rate_wait_budget_s = (
+            cfg.rpc_rate_wait_s if rate_wait_budget_s is None else rate_wait_budget_s
+        )
         self.round_trips = 0
         self.calls_sent = 0
         self.bytes_received = 0
         self.limits_changed = False
+        self._refusals_at_open: dict[str, tuple[Any, ...]] = {}
+        now = time.time()
+        for ep in self.endpoints:
+            known_at = ep.limits.learnt_at
+            if known_at is not None and not 0 <= now - known_at <= RELEARN_AFTER_S:
+                ep.limits.forget_refusals()
+                self.limits_changed = True
+            self._refusals_at_open[ep.key] = ep.limits.refusals()
+            if known_at is None and ep.limits.refusals() != _FRESH:
+                self.limits_changed = True  # kept before timestamps: date it now
 
     def close(self) -> None:
         if self._pool is not None:
@@ -194,6 +219,15 @@ class RpcTransport:
         return self.endpoints[self._preferred]
 
     def learnt_limits(self) -> dict[str, EndpointLimits]:
+        """The limits to keep, each dated when its refusals last changed."""
+        now = time.time()
+        for ep in self.endpoints:
+            lim = ep.limits
+            changed = lim.refusals() != self._refusals_at_open.get(ep.key)
+            if lim.refusals() == _FRESH:
+                lim.learnt_at = None
+            elif changed or lim.learnt_at is None:
+                lim.learnt_at = now
         return {ep.key: ep.limits for ep in self.endpoints}
 
     def scrub(self, text: str) -> str:
@@ -369,24 +403,33 @@ class RpcTransport:
             by_id = {next(iter(ids)): next(iter(by_id.values()))}  # a sloppy id echo
         if len(chunk) > 1 and not by_id.keys() & ids.keys() and len(replies) == 1:
             return self._whole_batch_error(ep, replies[0], calls, chunk)
+        return self._collect(ep, len(resp.content), calls, ids, by_id)
+
+    def _collect(
+        self,
+        ep: Endpoint,
+        size: int,
+        calls: Sequence[Call],
+        ids: dict[int, int],
+        by_id: dict[Any, Any],
+    ) -> list[tuple[int, Any]]:
+        """Each call's value from the replies by id; a missing one is asked again."""
         out: list[tuple[int, Any]] = []
-        answered = 0
+        n = len(ids)
         for rid, i in ids.items():
             reply = by_id.get(rid)
-            if reply is None:
-                out.append((i, _RETRY))
-                continue
-            answered += 1
-            out.append(
-                (
-                    i,
-                    self._reply_value(
-                        ep, calls[i][0], reply, len(resp.content), len(chunk)
-                    ),
-                )
+            value = (
+                _RETRY
+                if reply is None
+                else self._reply_value(ep, calls[i][0], reply, size, n)
             )
-        if answered == len(chunk) and len(chunk) == ep.limits.max_batch:
+            out.append((i, value))
+        if n == ep.limits.max_batch and all(rid in by_id for rid in ids):
             self._grow(ep)
+        if any(v is _RATE_LIMITED for _, v in out):
+            # However many of its calls were refused, one answer costs one wait.
+            self.rate_wait(ep, None)
+            out = [(i, _WAITED if v is _RATE_LIMITED else v) for i, v in out]
         return out
 
     def _decode(
@@ -436,8 +479,7 @@ class RpcTransport:
             self._response_capped(ep, size)
             return _RETRY
         if kind is Kind.RATE_LIMITED:
-            self.rate_wait(ep, None)
-            return _WAITED
+            return _RATE_LIMITED  # waited once per answer, by the caller
         if kind in (Kind.BATCH_TOO_LARGE, Kind.NO_BATCHING) and n > 1:
             named = batch_limit_hint(message) if kind is Kind.BATCH_TOO_LARGE else None
             self._batch_refused(ep, n, no_batching=kind is Kind.NO_BATCHING, cap=named)
@@ -552,27 +594,48 @@ class RpcTransport:
                 self.limits_changed = True
 
     def rate_wait(self, ep: Endpoint, retry_after: str | None) -> None:
-        """Wait as the endpoint asks (or back off), within the pass's wait budget."""
+        """Wait as the endpoint asks (or back off), within the pass's wait budget.
+
+        Requests in flight together that are refused together wait together: one
+        arriving while another waits sleeps until that wait ends, uncharged, so four
+        parallel batches do not spend the budget four times.
+        """
         with self._lock:
-            ep.rate_limited_at = time.monotonic()
-            delay = _retry_after_s(retry_after)
-            if delay is None:
-                delay = min(
-                    self._backoff_s * 2 ** min(int(self._rate_waited_s), 6), 8.0
-                )
-            # At least a little: "Retry-After: 0" forever must still use up the budget.
-            delay = min(max(delay, MIN_RATE_WAIT_S), MAX_RATE_WAIT_S)
-            if self._rate_waited_s + delay > self._rate_wait_budget_s:
-                raise RpcUnavailableError(
-                    f"chain {self.cfg.name!r}: {ep.label} kept rate-limiting the pass "
-                    f"(waited {self._rate_waited_s:.0f} s); lower rpc_max_calls_per_s or "
-                    "add an endpoint, then rerun"
-                )
-            self._rate_waited_s += delay
+            now = time.monotonic()
+            ep.rate_limited_at = now
+            if self._rate_sleepers and self._rate_until > now:
+                delay = self._rate_until - now
+            else:
+                delay = self._rate_delay(ep, retry_after)
+                self._rate_until = now + delay
+            self._rate_sleepers += 1
         log.info(
             "chain %s: %s rate-limits; waiting %.1f s", self.cfg.name, ep.label, delay
         )
-        self._sleep(delay)
+        try:
+            self._sleep(delay)
+        finally:
+            with self._lock:
+                self._rate_sleepers -= 1
+
+    def _rate_delay(self, ep: Endpoint, retry_after: str | None) -> float:
+        """The next wait, charged to the budget (under the lock)."""
+        delay = _retry_after_s(retry_after)
+        if delay is None:
+            delay = min(self._backoff_s * 2 ** min(int(self._rate_waited_s), 6), 8.0)
+        # At least a little: "Retry-After: 0" forever must still use up the budget.
+        # One wait never exceeds the whole budget: a far-off Retry-After is waited
+        # up to it and tried once more.
+        cap = min(MAX_RATE_WAIT_S, self._rate_wait_budget_s)
+        delay = min(max(delay, MIN_RATE_WAIT_S), cap)
+        if self._rate_waited_s + delay > self._rate_wait_budget_s:
+            raise RpcUnavailableError(
+                f"chain {self.cfg.name!r}: {ep.label} kept rate-limiting the pass "
+                f"(waited {self._rate_waited_s:.0f} s); lower rpc_max_calls_per_s or "
+                "add an endpoint, then rerun"
+            )
+        self._rate_waited_s += delay
+        return delay
 
     # -- HTTP --
 
@@ -586,17 +649,23 @@ class RpcTransport:
             self.round_trips += 1
         deadline = time.monotonic() + self.timeout_s
         headers = {"content-type": "application/json"}
-        with self._http.stream("POST", ep.url, content=payload, headers=headers) as r:
-            parts, size = [], 0
-            for part in r.iter_bytes():
-                size += len(part)
-                if size > MAX_BODY_BYTES:
-                    raise _TooBig(f"answer over {MAX_BODY_BYTES:,} bytes")
-                if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout("the answer took too long")
-                parts.append(part)
-            retry_after = r.headers.get("retry-after")
-            return _Answer(r.status_code, retry_after, b"".join(parts))
+        _DEADLINE.at = deadline  # every socket read and write of this thread obeys it
+        try:
+            with self._http.stream(
+                "POST", ep.url, content=payload, headers=headers
+            ) as r:
+                parts, size = [], 0
+                for part in r.iter_bytes():
+                    size += len(part)
+                    if size > MAX_BODY_BYTES:
+                        raise _TooBig(f"answer over {MAX_BODY_BYTES:,} bytes")
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("the answer took too long")
+                    parts.append(part)
+                retry_after = r.headers.get("retry-after")
+                return _Answer(r.status_code, retry_after, b"".join(parts))
+        finally:
+            _DEADLINE.at = None
 
     def _post(
         self, payload: bytes, method: str, *, shrinkable: bool, calls: int = 1
@@ -727,6 +796,93 @@ def _is_json(resp: _Answer) -> bool:
     return True
 
 
+class _Deadline(threading.local):
+    at: float | None = None
+
+
+_DEADLINE = _Deadline()
+
+
+def _left(timeout: float | None) -> float | None:
+    """A socket operation's timeout, cut to what is left of the request's deadline:
+    httpx's timeouts are per read, so a node trickling its status line or headers a
+    byte at a time would otherwise hold a pass for hours."""
+    at = _DEADLINE.at
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the answer took too long")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _left(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        tls = self._inner.start_tls(ssl_context, server_hostname, _left(timeout))
+        return _DeadlineStream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(
+            host, port, _left(timeout), local_address, socket_options
+        )
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_unix_socket(path, _left(timeout), socket_options)
+        return _DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _bound_reads(client: httpx.Client) -> None:
+    """Put the per-request deadline under every connection `client` opens (its own
+    transport and any proxy mounts taken from the environment)."""
+    transports = [client._transport, *client._mounts.values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, httpcore.NetworkBackend):
+            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+
+
 def _request_bytes(call: Call) -> int:
     """About what `call` adds to a request body: its string parameters (and those
     one level inside an object, like eth_call's `data`) plus the envelope."""
@@ -780,6 +936,13 @@ def _url_secrets(urls: Sequence[str]) -> list[str]:
         if parts.username is not None:  # an echoed `Authorization: Basic ...` header
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             found.add(base64.b64encode(pair.encode()).decode())
+        # A key in the host name (`https://<key>.provider.example/`): labels long
+        # enough to be a key, never a plain word like "mainnet".
+        found.update(
+            label
+            for label in (parts.hostname or "").split(".")
+            if len(label) >= 16 and any(c.isdigit() for c in label)
+        )
         if parts.path not in ("", "/"):
             found.update({parts.path, parts.path.strip("/")})
             found.update(s for s in parts.path.split("/") if len(s) >= 6)

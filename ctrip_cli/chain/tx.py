@@ -72,6 +72,41 @@ def sign(
     )
 
 
+# Signature values as long as any can be (RLP drops leading zero bytes of r and s).
+_MAX_WORD = 2**256 - 1
+_MAX_NONCE = 2**64 - 1
+
+
+def signed_len_bound(
+    *,
+    chain_id: int,
+    to: str,
+    value: int,
+    data: str,
+    gas_limit: int,
+    fees: Fees,
+    nonce: int | None = None,
+) -> int:
+    """The most bytes the signed transaction can take, for any signature (and any
+    nonce when `nonce` is None) and any value up to `value`: what an L1 data fee is
+    bounded from before the transaction is signed."""
+    import rlp
+
+    fields: list[object] = [
+        _MAX_NONCE if nonce is None else nonce,
+        fees.max_fee_per_gas,
+        gas_limit,
+        bytes.fromhex(to.removeprefix("0x")),
+        value,
+        bytes.fromhex(data.removeprefix("0x")),
+    ]
+    if fees.legacy:  # EIP-155: v = chain_id * 2 + 35 or 36
+        return len(rlp.encode([*fields, chain_id * 2 + 36, _MAX_WORD, _MAX_WORD]))
+    # EIP-1559: chainId, nonce, tip, max fee, gas, to, value, data, access list, y
+    typed = [chain_id, fields[0], fees.max_priority_fee_per_gas, *fields[1:], [], 1]
+    return 1 + len(rlp.encode([*typed, _MAX_WORD, _MAX_WORD]))
+
+
 @dataclass(frozen=True, slots=True)
 class Decoded:
     """What a signed transaction says (for fakes and checks; never re-signed)."""
@@ -147,6 +182,8 @@ def parse_receipt(tx_hash: str, r: Any) -> Receipt | None:
         gas_used=parse.quantity(r.get("gasUsed"), "gas used"),
         effective_gas_price=parse.quantity(r.get("effectiveGasPrice") or "0x0"),
         logs=logs,
+        # op-geth and op-reth report the L1 data fee they charged; anvil does not.
+        l1_fee_wei=None if r.get("l1Fee") is None else parse.quantity(r.get("l1Fee")),
     )
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from ctrip_cli.cli import app
 from ctrip_cli.cli.runtime import Runtime
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from ctrip_cli.jobs import confirm as confirm_job
 
 
@@ -50,6 +51,8 @@ def confirm(
 
 
 def _view(r: confirm_job.ConfirmResult) -> Table | str:
+    from rich.table import Table
+
     if r.skipped:
         return f"confirm {r.chain}: skipped ({r.skipped})"
     table = Table("chain", "head", "confirmed", "expired", "waiting", "not canonical")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from ctrip_cli.cli import app
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from ctrip_cli.jobs import deliver_webhooks as job
 
 # A pass is started again by its scheduler; a budget past a day is a typo.
@@ -62,6 +63,8 @@ def deliver_webhooks(
 
 
 def _view(result: job.DeliverWebhooksResult) -> Table:
+    from rich.table import Table
+
     table = Table("deliver-webhooks", "n", box=None)
     if result.skipped:
         table.add_row("skipped", result.skipped)

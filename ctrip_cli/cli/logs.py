@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.logging import RichHandler
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class JsonLines(logging.Formatter):
@@ -42,18 +44,24 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def setup_logging(err: Console, *, log_format: str, level: int) -> None:
-    """JSON lines, Rich lines on a terminal, plain unwrapped lines otherwise."""
+def setup_logging(err: Callable[[], Console], *, log_format: str, level: int) -> None:
+    """JSON lines, Rich lines on a terminal, plain unwrapped lines otherwise.
+
+    `err` gives the stderr console; it is asked for (and Rich loaded) only when stderr
+    may be a terminal.
+    """
     handler: logging.Handler
     if log_format == "json":
         handler = _Stderr()
         handler.setFormatter(JsonLines())
-    elif not err.is_terminal:
+    elif not _may_be_terminal() or not err().is_terminal:
         handler = _Stderr()
         handler.setFormatter(PlainLines())
     else:
+        from rich.logging import RichHandler
+
         handler = RichHandler(
-            console=err, show_path=False, markup=False, rich_tracebacks=False
+            console=err(), show_path=False, markup=False, rich_tracebacks=False
         )
     logger = logging.getLogger("ctrip")
     logger.handlers[:] = [handler]
@@ -61,6 +69,17 @@ def setup_logging(err: Console, *, log_format: str, level: int) -> None:
     # Records still reach the root logger (which a CLI run leaves without handlers),
     # so pytest's caplog sees them after any earlier CLI invocation in the process.
     logger.propagate = True
+
+
+def _may_be_terminal() -> bool:
+    """False when Rich would not take stderr for a terminal either: not a TTY, and
+    neither TTY_COMPATIBLE=1 nor FORCE_COLOR says otherwise (rich.console.is_terminal)."""
+    if os.environ.get("TTY_COMPATIBLE") == "1" or os.environ.get("FORCE_COLOR"):
+        return True
+    try:
+        return sys.stderr.isatty()
+    except ValueError:  # closed
+        return False
 
 
 _RESERVED = frozenset({"ts", "level", "logger", "message", "event", "job", "chain"})

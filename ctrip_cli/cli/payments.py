@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ctrip_cli.cli import payments_app
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from ctrip_cli.payments import PaymentDetail
 
 JsonOpt = Annotated[
@@ -110,6 +111,8 @@ def show(ctx: typer.Context, payment_id: str, json_: JsonOpt = False) -> None:
 
 
 def _detail_table(p: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table(show_header=False, box=None)
     for key in (
         "id",
@@ -128,6 +131,8 @@ def _detail_table(p: dict[str, Any]) -> Table:
 
 
 def _list_table(rows: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
     table = Table(
         "id", "chain", "asset", "amount", "received", "status", "address", "expires"
     )
@@ -147,6 +152,8 @@ def _list_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def _show_view(detail: PaymentDetail) -> Table:
+    from rich.table import Table
+
     outer = Table.grid(padding=(1, 0))
     outer.add_row(_detail_table(detail.payment))
     transfers = Table("tx", "log", "block", "amount", title="transfers")

@@ -13,20 +13,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console, RenderableType
-from rich.markup import escape
 
 from ctrip_cli.errors import CtripError
 
 if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
     from ctrip_cli.config import Settings
     from ctrip_cli.jobs.passes import Pass
 
-# SQLAlchemy, pydantic and the chain modules are imported inside the methods that use
-# them, so `ctrip --help` stays fast.
+# SQLAlchemy, pydantic, Rich and the chain modules are imported inside the methods that
+# use them, so `ctrip --help` stays fast.
 
 R = TypeVar("R")
 log = logging.getLogger("ctrip")
@@ -39,15 +38,33 @@ class Runtime:
         self,
         *,
         chains_file: Path | None,
-        out: Console,
-        err: Console,
+        out: Console | None = None,
+        err: Console | None = None,
         log_json: bool = False,
         settings: Settings | None = None,
     ) -> None:
         self._chains_file = chains_file
         self._settings = settings
         self._engine: Engine | None = None
-        self.out, self.err, self.log_json = out, err, log_json
+        self._out, self._err, self.log_json = out, err, log_json
+
+    @property
+    def out(self) -> Console:
+        """The stdout console (made on first use: `--json` output never needs it)."""
+        if self._out is None:
+            from rich.console import Console
+
+            self._out = Console()
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        """The stderr console, for diagnostics."""
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(stderr=True)
+        return self._err
 
     @property
     def settings(self) -> Settings:
@@ -80,6 +97,8 @@ class Runtime:
             with db_engine.translate_errors():
                 yield
         except CtripError as exc:
+            from rich.markup import escape
+
             self.err.print(
                 f"[red]{type(exc).__name__}[/]: {escape(str(exc))}",
                 markup=True,

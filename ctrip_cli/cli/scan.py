@@ -7,13 +7,14 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from ctrip_cli.cli import app
 from ctrip_cli.cli.runtime import Runtime
 from ctrip_cli.errors import InputError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from ctrip_cli.jobs import scan as scan_job
 
 BAR_MIN_BLOCKS = 5_000
@@ -89,6 +90,8 @@ def _progress(rt: Runtime) -> Iterator[scan_job.Progress | None]:
 
 
 def _view(r: scan_job.ScanResult) -> Table | str:
+    from rich.table import Table
+
     if r.skipped:
         return f"scan {r.chain}: skipped ({r.skipped})"
     table = Table("chain", "blocks", "head", "transfers", "detected", "late", "reorged")

@@ -13,14 +13,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Group, RenderableType
-from rich.markup import escape
-from rich.table import Table
 
 from ctrip_cli.cli import app
 from ctrip_cli.domain.statuses import PaymentStatus
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.table import Table
+
     from ctrip_cli.cli.runtime import Runtime
     from ctrip_cli.jobs import status as status_job
 
@@ -93,6 +93,8 @@ def status(
 
 def _limits(limits: dict[str, object]) -> str:
     """What the passes learnt the endpoint refuses or caps, e.g. `(max_batch 100)`."""
+    from rich.markup import escape
+
     if not limits:
         return ""
     parts = []
@@ -149,6 +151,8 @@ def _watch(rt: Runtime, chain: str | None, seconds: float) -> None:
 
 def view(result: status_job.StatusResult) -> RenderableType:
     """The dashboard: a section per chain, then the queues, the passes and the verdict."""
+    from rich.console import Group
+
     parts: list[RenderableType] = []
     unused = []
     for name, c in result.chains.items():
@@ -169,6 +173,9 @@ def view(result: status_job.StatusResult) -> RenderableType:
 
 
 def _chain_table(name: str, c: status_job.ChainStatus, now: datetime) -> Table:
+    from rich.markup import escape
+    from rich.table import Table
+
     color = {"up": "green", "degraded": "yellow", "down": "red"}.get(c.rpc, "dim")
     t = Table.grid(padding=(0, 2))
     t.title = f"[bold]{name}[/]  rpc [{color}]{c.rpc}[/]"
@@ -229,6 +236,8 @@ def _gas(g: status_job.GasPayer, c: status_job.ChainStatus) -> str:
 
 
 def _queues(result: status_job.StatusResult) -> Table:
+    from rich.table import Table
+
     t = Table.grid(padding=(0, 2))
     t.title = "[bold]payments and webhooks[/]"
     t.title_justify = "left"
@@ -250,6 +259,9 @@ def _queues(result: status_job.StatusResult) -> Table:
 
 
 def _passes(result: status_job.StatusResult) -> Table:
+    from rich.markup import escape
+    from rich.table import Table
+
     t = Table(
         "pass",
         "last run",
@@ -275,6 +287,8 @@ def _passes(result: status_job.StatusResult) -> Table:
 
 
 def _verdict(result: status_job.StatusResult) -> RenderableType:
+    from rich.markup import escape
+
     lines = [f"[yellow]warning[/]: {escape(w)}" for w in result.warnings]
     if result.healthy:
         lines.append("[green]healthy[/]")

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ctrip_cli.chain.evm import EvmChain
     from ctrip_cli.config import ChainConfig, Settings
     from ctrip_cli.jobs import status as status_job
 
@@ -127,6 +128,7 @@ def _balance(cfg: ChainConfig, address: str, timeout_s: float) -> status_job.Gas
     try:
         wei = chain.balance(address)
         price = chain.gas_price().max_fee_per_gas
+        l1_fee = _l1_fee(chain, cfg, address, price)
     except ChainError as exc:
         return status_job.GasPayer(address, None, error=type(exc).__name__)
     finally:
@@ -137,4 +139,17 @@ def _balance(cfg: ChainConfig, address: str, timeout_s: float) -> status_job.Gas
         symbol=cfg.native.symbol,
         decimals=cfg.native.decimals,
         gas_price_wei=price,
+        l1_fee_wei=l1_fee,
     )
+
+
+def _l1_fee(chain: EvmChain, cfg: ChainConfig, address: str, price: int) -> int | None:
+    """The L1 data fee of one token sweep on a rollup (None elsewhere)."""
+    from ctrip_cli.jobs.sweep import fees
+
+    if cfg.fee_model == "op-stack":
+        return fees.token_sweep_l1_fee_wei(chain.l1_fee_params(), cfg.chain_id)
+    if cfg.fee_model == "arbitrum":  # the L1 part of a plain transfer's gas
+        l1_gas = chain.estimate_gas(sender=address, to=address) - 21_000
+        return max(l1_gas, 0) * fees.ARBITRUM_L1_TXS_PER_TOKEN_SWEEP * price
+    return None

@@ -13,13 +13,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Group, RenderableType
-from rich.table import Table
-from rich.text import Text
 
 from ctrip_cli.cli import app
 
 if TYPE_CHECKING:
+    from rich.console import Group, RenderableType
     from sqlalchemy.orm import Session
 
     from ctrip_cli.jobs.sweep import SweepResult
@@ -85,6 +83,10 @@ def _crash_hook() -> Callable[[str], None] | None:
 
 
 def _view(r: SweepResult) -> Group:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     title = f"sweep {r.chain}" + (
         " (dry run: nothing signed or written)" if r.dry_run else ""
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ctrip_cli.cli import webhooks_app
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
@@ -69,6 +71,8 @@ def retry(
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
     table = Table("id", "type", "status", "attempts", "last", "next attempt", "url")
     for r in rows:
         last = r["last_error"] or (

@@ -317,7 +317,18 @@ class SweepTransaction(Base):
         Integer, ForeignKey("sweep_transactions.id")
     )
     block_number: Mapped[int | None] = mapped_column(BigInteger)
+    # What the sender paid in all once mined: gas × price, plus the L1 data fee
+    # (OP Stack) that `l1_fee_paid` itemises.
     fee_paid: Mapped[int | None] = mapped_column(BaseUnits)
+    # The L1 data fee bound this attempt reserved when signed (0 where none is charged).
+    l1_fee_reserved: Mapped[int] = mapped_column(
+        BaseUnits, default=0, server_default="0"
+    )
+    l1_fee_paid: Mapped[int | None] = mapped_column(BaseUnits)
+    # Native coin the sender keeps of what it reserved once the attempt confirmed
+    # (gas_limit × max fee + l1_fee_reserved − fee_paid): for a sweep, the dust left on
+    # the deposit address.
+    dust: Mapped[int | None] = mapped_column(BaseUnits)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

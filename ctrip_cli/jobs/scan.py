@@ -323,6 +323,7 @@ def _commit_batch(
     name, reason = p.cfg.name, f"transfers in #{a:,}-#{b:,}"
     with p.session.begin():
         rows, affected = _rows(p, [*found.tokens, *found.native], times)
+        affected |= sq.delete_superseded(p.session, rows)
         recorded = sq.insert_transfers(p.session, rows)
         # Money reconcile credited from a balance gives way to these transfers.
         affected |= crediting.supersede_balance_credits(p.session, name, rows)

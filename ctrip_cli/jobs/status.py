@@ -146,7 +146,8 @@ def _chain_status(
 def _gas_need(payer: GasPayer | None, sweeps: SweepStatus) -> GasPayer | None:
     if payer is None or payer.gas_price_wei is None:
         return payer
-    need = sweeps.awaiting_tokens * TOKEN_SWEEP_GAS * payer.gas_price_wei
+    per_sweep = TOKEN_SWEEP_GAS * payer.gas_price_wei + (payer.l1_fee_wei or 0)
+    need = sweeps.awaiting_tokens * per_sweep
     return dataclasses.replace(payer, needed_wei=need)
 
 

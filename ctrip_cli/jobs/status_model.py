@@ -25,6 +25,9 @@ class GasPayer:
     symbol: str = "ETH"
     decimals: int = 18
     gas_price_wei: int | None = None
+    # The L1 data fee of one token sweep (its top-up and its transfer) at current L1
+    # prices: OP Stack's L1 fee bound, or the L1 part of Arbitrum's gas.
+    l1_fee_wei: int | None = None
     needed_wei: int | None = None  # rough upper bound for the token sweeps awaiting
     error: str | None = None
 

@@ -14,6 +14,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment for the measured commands, plus `extra`.
+
+    Without PYTHONDONTWRITEBYTECODE: an installed ctrip has its bytecode cached, so the
+    warm-up round writes the .pyc files the measured rounds then read (with it set,
+    every run would compile ctrip's modules again).
+    """
+    env = dict(os.environ, **extra)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def cpu_s(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -> float:
     """The CPU seconds one run of `argv` took; raises if it fails."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

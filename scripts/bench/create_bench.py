@@ -3,9 +3,11 @@
 From Python: `create_payment()` with one transaction per payment (how a merchant
 backend calls it at checkout), on SQLite and on PostgreSQL (a database of its own,
 created on the --database-url server and dropped at the end), interleaved with the
-floor: the same rows (index counter, deposit address, payment, history) written with
-SQLAlchemy Core in a transaction of their own, no key derivation. As a process:
-`ctrip payments create` against `ctrip --help`, paired and interleaved.
+floor: the same rows (index counter, deposit address, payment, history) written through
+the DBAPI connection itself (sqlite3, psycopg2) in a transaction of their own, no
+SQLAlchemy and no key derivation. As a process: `ctrip payments create` against
+`ctrip --help`, paired and interleaved with what any create must import (Typer,
+pydantic, SQLAlchemy's ORM).
 
     python scripts/bench/create_bench.py [--payments 1000] [--cli-runs 9]
 """
@@ -20,7 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +39,6 @@ from ctrip_cli import lifecycle  # noqa: E402
 from ctrip_cli.chain.signer import KeyRing  # noqa: E402
 from ctrip_cli.config import load_settings  # noqa: E402
 from ctrip_cli.db import engine as db_engine  # noqa: E402
-from ctrip_cli.db.models import (  # noqa: E402
-    DepositAddress,
-    DepositIndexCounter,
-    Payment,
-    PaymentStatusChange,
-)
 from ctrip_cli.payments import create_payment  # noqa: E402
 
 CHAINS = REPO / "chains.yaml"
@@ -51,43 +47,55 @@ CHAINS = REPO / "chains.yaml"
 MNEMONIC = "legal winner thank year wave sausage worth useful legal winner thank yellow"
 
 
-def floor_payment(session: Any, now: datetime, n: int) -> None:
-    """The rows of one payment, without derivation or ORM objects."""
-    index = session.execute(
-        sa.update(DepositIndexCounter)
-        .where(DepositIndexCounter.id == 1)
-        .values(next_index=DepositIndexCounter.next_index + 1)
-        .returning(DepositIndexCounter.next_index)
-    ).scalar_one()
-    address = "0x" + hashlib.sha256(b"floor%d" % n).hexdigest()[:40]
-    payment_id = lifecycle.new_id("pay")
-    session.execute(
-        sa.insert(DepositAddress).values(
-            derivation_index=index - 1, address=address, created_at=now
+# The floor's statements, in the driver's own SQL: what any code writing these four
+# rows with one commit pays (the counter, the address, the payment, its history).
+_FLOOR_SQL = (
+    "UPDATE deposit_index_counter SET next_index = next_index + 1 WHERE id = 1 "
+    "RETURNING next_index",
+    "INSERT INTO deposit_addresses (derivation_index, address, created_at) "
+    "VALUES ({p}, {p}, {p})",
+    "INSERT INTO payments (id, chain, asset, decimals, address, derivation_index, "
+    "amount, amount_received, amount_swept, status, late, created_at, expires_at, "
+    "updated_at) VALUES ({p}, 'local', 'ETH', 18, {p}, {p}, {p}, {p}, {p}, 'pending', "
+    "{false}, {p}, {p}, {p})",
+    "INSERT INTO payment_status_history (payment_id, to_status, reason, at) "
+    "VALUES ({p}, 'pending', 'created', {p})",
+)
+
+
+class Floor:
+    """The four rows of one payment through the DBAPI connection itself: no
+    SQLAlchemy, no derivation, a fake address; one transaction each."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.conn = engine.raw_connection()
+        self.sqlite = engine.dialect.name == "sqlite"
+        mark, false = ("?", "0") if self.sqlite else ("%s", "false")
+        self.sql = [q.format(p=mark, false=false) for q in _FLOOR_SQL]
+
+    def payment(self, n: int) -> None:
+        now = datetime.now(UTC)
+        stamp: Any = now.replace(tzinfo=None).isoformat(" ") if self.sqlite else now
+        amount: Any = str(1_500_000_000_000_000_000) if self.sqlite else 15 * 10**17
+        zero: Any = "0" if self.sqlite else 0
+        address = "0x" + hashlib.sha256(b"floor%d" % n).hexdigest()[:40]
+        payment_id = lifecycle.new_id("pay")
+        cur = self.conn.cursor()
+        if self.sqlite:
+            cur.execute("BEGIN IMMEDIATE")
+        cur.execute(self.sql[0])
+        index = int(cur.fetchone()[0]) - 1
+        cur.execute(self.sql[1], (index, address, stamp))
+        cur.execute(
+            self.sql[2],
+            (payment_id, address, index, amount, zero, zero, stamp, stamp, stamp),
         )
-    )
-    session.execute(
-        sa.insert(Payment).values(
-            id=payment_id,
-            chain="local",
-            asset="ETH",
-            decimals=18,
-            address=address,
-            derivation_index=index - 1,
-            amount=1_500_000_000_000_000_000,
-            amount_received=0,
-            status="pending",
-            late=False,
-            created_at=now,
-            expires_at=now + timedelta(minutes=30),
-            updated_at=now,
-        )
-    )
-    session.execute(
-        sa.insert(PaymentStatusChange).values(
-            payment_id=payment_id, to_status="pending", reason="created", at=now
-        )
-    )
+        cur.execute(self.sql[3], (payment_id, stamp))
+        cur.close()
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def bench_python(url: str, payments: int) -> dict[str, Any]:
@@ -108,9 +116,8 @@ def bench_python(url: str, payments: int) -> dict[str, Any]:
                 now=datetime.now(UTC),
             )
 
-    def floor(n: int) -> None:
-        with factory() as session, session.begin():
-            floor_payment(session, datetime.now(UTC), n)
+    floors = Floor(engine)
+    floor = floors.payment
 
     for n in range(20):  # warm-up: the key ring, compiled statements, pool
         create()
@@ -124,6 +131,7 @@ def bench_python(url: str, payments: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         floor(n)
         floor_s.append(time.perf_counter() - t0)
+    floors.close()
     engine.dispose()
     create_ms = sorted(x * 1000 for x in create_s)
     p50, p50_floor = statistics.median(create_s), statistics.median(floor_s)
@@ -154,8 +162,7 @@ def bench_derivation(count: int) -> dict[str, Any]:
 
 
 def bench_cli(url: str, runs: int, tmp: Path) -> dict[str, Any]:
-    env = dict(
-        os.environ,
+    env = cputime.child_env(
         PYTHONPATH=str(REPO),
         CTRIP_DATABASE_URL=url,
         CTRIP_MNEMONIC=MNEMONIC,
@@ -164,6 +171,14 @@ def bench_cli(url: str, runs: int, tmp: Path) -> dict[str, Any]:
     ctrip = [sys.executable, "-m", "ctrip_cli"]
     commands = {
         "help": [*ctrip, "--help"],
+        # The imports a create cannot do without: the ORM alone, and with Typer and
+        # pydantic (the CLI and the settings).
+        "import_orm": [sys.executable, "-c", "import sqlalchemy.orm"],
+        "import_floor": [
+            sys.executable,
+            "-c",
+            "import typer, pydantic, sqlalchemy.orm",
+        ],
         "payments_create": [
             *ctrip,
             *("payments", "create", "--chain", "local", "--asset", "ETH"),

@@ -43,7 +43,7 @@ def main() -> None:
         "ctrip_help": [py, "-m", "ctrip_cli", "--help"],
         "ctrip_scan_help": [py, "-m", "ctrip_cli", "scan", "--help"],
     }
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = cputime.child_env(PYTHONPATH=str(REPO))
     with tempfile.TemporaryDirectory() as tmp:  # no .env or chains.yaml picked up
         times = cputime.interleaved(commands, runs=args.runs, env=env, cwd=tmp)
     report = {

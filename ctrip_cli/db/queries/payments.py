@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import (
+    Table,
     bindparam,
     func,
     insert,
@@ -38,27 +40,64 @@ from ctrip_cli.db.queries._sql import (
 )
 from ctrip_cli.domain.statuses import PaymentStatus
 
+_COUNTER: Table = DepositIndexCounter.__table__  # type: ignore[assignment]
+_ADDRESSES: Table = DepositAddress.__table__  # type: ignore[assignment]
+# Creation runs at checkout, once per request: Core statements built once, run on the
+# session's connection (no unit of work to flush for four rows).
+_TAKE_INDEX = (
+    update(_COUNTER)
+    .where(_COUNTER.c.id == 1)
+    .values(next_index=_COUNTER.c.next_index + 1)
+    .returning(_COUNTER.c.next_index)
+)
+_ADD_ADDRESS = insert(_ADDRESSES)
+_ADD_PAYMENT = insert(_PAYMENTS)
+_ADD_HISTORY = insert(_HISTORY)
+_ADDRESS_COLS = ("derivation_index", "address", "created_at")
+_HISTORY_ROW = ("payment_id", "from_status", "to_status", "reason", "at")
+
+
+@cache
+def _add_all_pg(payment_cols: tuple[str, ...]) -> Any:
+    """The three rows of a new payment in one PostgreSQL statement (one round trip).
+
+    Data-modifying CTEs run in the same statement, and foreign keys are checked at its
+    end, when the address and the payment rows exist.
+    """
+    address = insert(_ADDRESSES).values({c: bindparam(f"a_{c}") for c in _ADDRESS_COLS})
+    payment = insert(_PAYMENTS).values({c: bindparam(f"p_{c}") for c in payment_cols})
+    history = insert(_HISTORY).values({c: bindparam(f"h_{c}") for c in _HISTORY_ROW})
+    return history.add_cte(address.cte("new_address"), payment.cte("new_payment"))
+
 
 def allocate_deposit_index(session: Session) -> int:
     """Atomically take the next deposit index; the row lock serialises concurrent creates."""
-    result = session.execute(
-        update(DepositIndexCounter)
-        .where(DepositIndexCounter.id == 1)
-        .values(next_index=DepositIndexCounter.next_index + 1)
-        .returning(DepositIndexCounter.next_index)
-    )
+    result = session.connection().execute(_TAKE_INDEX)
     return int(result.scalar_one()) - 1
 
 
-def add_deposit_address(
-    session: Session, index: int, address: str, now: datetime
-) -> None:
-    session.add(DepositAddress(derivation_index=index, address=address, created_at=now))
-
-
-def add_payment(session: Session, payment: Payment) -> None:
-    session.add(payment)
-    session.flush()
+def add_new_payment(session: Session, row: dict[str, Any], reason: str) -> None:
+    """Insert a new payment (every column in `row`), its deposit address and its first
+    history row. Core statements: creation tracks no objects, and on PostgreSQL the
+    three rows travel in one statement."""
+    conn = session.connection()
+    address = {c: row[c] for c in _ADDRESS_COLS}
+    history = {
+        "payment_id": row["id"],
+        "from_status": None,
+        "to_status": row["status"],
+        "reason": reason,
+        "at": row["created_at"],
+    }
+    if conn.dialect.name == "postgresql":
+        params = {f"a_{k}": v for k, v in address.items()}
+        params.update({f"p_{k}": v for k, v in row.items()})
+        params.update({f"h_{k}": v for k, v in history.items()})
+        conn.execute(_add_all_pg(tuple(row)), params)
+        return
+    conn.execute(_ADD_ADDRESS, address)
+    conn.execute(_ADD_PAYMENT, row)
+    conn.execute(_ADD_HISTORY, history)
 
 
 def get_payment(session: Session, payment_id: str) -> Payment | None:
@@ -83,22 +122,6 @@ def payment_history(session: Session, payment_id: str) -> list[PaymentStatusChan
         .order_by(PaymentStatusChange.id)
     )
     return list(session.scalars(stmt))
-
-
-def add_status_change(
-    session: Session,
-    payment_id: str,
-    frm: str | None,
-    to: str,
-    *,
-    reason: str,
-    now: datetime,
-) -> None:
-    session.add(
-        PaymentStatusChange(
-            payment_id=payment_id, from_status=frm, to_status=to, reason=reason, at=now
-        )
-    )
 
 
 def count_payments_by_status(

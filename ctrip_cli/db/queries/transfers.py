@@ -192,6 +192,41 @@ def transfer_blocks(
     return dict(out)
 
 
+def delete_superseded(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Delete recorded transfers that `rows` (just read from the canonical chain) find
+    again in another block: the same transaction mined again after a reorg. The new
+    row replaces the old, so (chain, tx_hash, log_index) never keeps the stale block.
+    Returns the payments the deleted rows credited."""
+    if not rows:
+        return set()
+    chain = str(rows[0]["chain"])
+    now_in = {
+        (str(r["tx_hash"]), int(str(r["log_index"]))): r["block_hash"] for r in rows
+    }
+    stale: list[int] = []
+    affected: set[str] = set()
+    hashes = sorted({tx for tx, _ in now_in})
+    for part in _chunks(hashes):
+        found = session.execute(
+            select(
+                Transfer.id,
+                Transfer.tx_hash,
+                Transfer.log_index,
+                Transfer.block_hash,
+                Transfer.payment_id,
+            ).where(Transfer.chain == chain, Transfer.tx_hash.in_(part))
+        )
+        for tid, tx, log_index, block_hash, payment_id in found:
+            new_hash = now_in.get((tx, log_index))
+            if new_hash is not None and new_hash != block_hash:
+                stale.append(tid)
+                if payment_id:
+                    affected.add(payment_id)
+    for part_ids in _chunks(stale):
+        session.execute(delete(Transfer).where(Transfer.id.in_(part_ids)))
+    return affected
+
+
 def delete_transfers_in_blocks(
     session: Session, chain: str, stale: Collection[tuple[int, str]]
 ) -> set[str]:

@@ -4,8 +4,8 @@ A pass first advances the transactions it already signed (`advance`: receipts, d
 settling, release of held token sweeps, rebroadcast, fee-bump replacement), then plans
 new sweeps (`plan`) and signs and sends them (`send`). Every transaction is a row
 committed before it is broadcast; a rerun rebroadcasts the stored bytes and never signs
-a second transaction for the same purpose (only a same-nonce replacement). Fees are
-computed in `fees`.
+a second transaction for the same purpose (only a same-nonce replacement). Fees, the
+chain's fee model (L1 data fees, Arbitrum's gas) included, are computed in `fees`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from ctrip_cli.db import queries
 from ctrip_cli.errors import ConfigError, InsufficientFundsError
 from ctrip_cli.jobs.sweep.advance import advance_all
 from ctrip_cli.jobs.sweep.context import Hook, Pass, PlanItem
-from ctrip_cli.jobs.sweep.plan import TOKEN_GAS_MARGIN_BPS, plan_all
+from ctrip_cli.jobs.sweep.fees import TOKEN_GAS_MARGIN_BPS
+from ctrip_cli.jobs.sweep.plan import plan_all
 
 __all__ = [
     "TOKEN_GAS_MARGIN_BPS",
@@ -51,6 +52,9 @@ class SweepResult:
     skipped_uneconomic: int = 0
     skipped_dust: int = 0
     in_flight: int = 0
+    # Native coin the sweeps confirmed by this pass left on their deposit addresses
+    # (decimal string of wei; 0 where the fee was exact).
+    dust_wei: str = "0"
     plan: list[PlanItem] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -148,6 +152,7 @@ def _result(ctx: Pass) -> SweepResult:
         skipped_uneconomic=c["skipped_uneconomic"],
         skipped_dust=c["skipped_dust"],
         in_flight=in_flight,
+        dust_wei=str(ctx.tally.dust_wei),
         plan=ctx.tally.plan,
         errors=ctx.tally.errors,
     )

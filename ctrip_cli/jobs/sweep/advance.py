@@ -12,7 +12,7 @@ from ctrip_cli.db import queries
 from ctrip_cli.db.models import SweepTransaction
 from ctrip_cli.domain import lifecycle
 from ctrip_cli.domain.statuses import EventType, PaymentStatus, SweepKind, SweepState
-from ctrip_cli.jobs.sweep import send
+from ctrip_cli.jobs.sweep import fees, send
 from ctrip_cli.jobs.sweep.context import Pass
 from ctrip_cli.jobs.sweep.fees import fee_reserve_wei, market_fees, native_fees
 
@@ -28,6 +28,9 @@ def advance_all(ctx: Pass) -> None:
     ctx.commit()
     sent = [a.tx_hash for rows in groups.values() for a in rows if a.broadcast_at]
     ctx.reads.receipts = ctx.rpc.receipts(sent)  # one batched round trip
+    for rc in ctx.reads.receipts.values():  # the L1 fee parameters of their blocks
+        if rc is not None and rc.l1_fee_wei is None:
+            fees.l1_params_at(ctx, rc.block_number)
     # Oldest purpose first: a gas top-up is advanced before the token sweep it funds.
     ordered = sorted(groups.values(), key=lambda a: a[0].id)
     # Everything mined is recorded (and its payments settled) in one commit; this part
@@ -101,7 +104,11 @@ def _find_mined(
 def _record_mined(
     ctx: Pass, attempts: list[SweepTransaction], won: SweepTransaction, rc: Receipt
 ) -> None:
-    won.block_number, won.fee_paid = rc.block_number, rc.fee_paid_wei
+    l1_fee = rc.l1_fee_wei
+    if l1_fee is None:
+        l1_fee = fees.l1_fee_paid_wei(ctx, won.raw_tx, rc.block_number)
+    won.block_number, won.l1_fee_paid = rc.block_number, l1_fee
+    won.fee_paid = rc.fee_paid_wei + l1_fee
     error = _receipt_error(won, rc)
     if error is not None:
         _finish(ctx, attempts, won, S.FAILED, error)
@@ -109,6 +116,10 @@ def _record_mined(
         ctx.tally.counts["failed"] += 1
         return
     if rc.block_number <= ctx.deepest_block:
+        if won.kind != SweepKind.TOPUP:  # what the deposit address keeps of its reserve
+            reserved = won.gas_limit * won.max_fee_per_gas + won.l1_fee_reserved
+            won.dust = max(reserved - won.fee_paid, 0)
+            ctx.tally.dust_wei += won.dust
         _finish(ctx, attempts, won, S.CONFIRMED, None)
         ctx.tally.counts["confirmed"] += 1
         return
@@ -228,24 +239,25 @@ def _replace(
     old = Fees(latest.max_fee_per_gas, latest.max_priority_fee_per_gas)
     floor = native_fees(ctx) if old.legacy else market_fees(ctx, eip1559=True)
     new = old.bumped(ctx.settings.fee_bump_bps, floor)
-    old_fee = fee_reserve_wei(ctx, latest.gas_limit, old)
-    new_fee = fee_reserve_wei(ctx, latest.gas_limit, new)
+    old_fee = old.cost_wei(latest.gas_limit) + latest.l1_fee_reserved
+    to, data, value = _as_sent(latest, old_fee)
+    gas_limit = fees.replacement_gas(
+        ctx, latest.gas_limit, sender=latest.from_address, to=to, data=data
+    )
+    reserve = fee_reserve_wei(
+        ctx, gas_limit, new, to=to, value=value, data=data, nonce=latest.nonce
+    )
     amount = latest.amount
     if latest.kind == SweepKind.NATIVE:  # the fee comes out of the swept value
-        amount = latest.amount + old_fee - new_fee
+        amount = latest.amount + old_fee - reserve.total_wei
         if amount <= 0:
             ctx.tally.errors.append(
                 f"{latest.purpose}: a fee bump would exceed the swept value"
             )
             return
-    depends_on: SweepTransaction | None = None
-    if latest.kind == SweepKind.TOKEN:
-        need = new_fee - ctx.rpc.balance(latest.from_address)
-        if need > 0:
-            if not send.reserve_topup(ctx, need):
-                return
-            purpose = f"{latest.purpose}:bump{latest.id}"
-            depends_on = send.sign_topup(ctx, latest.from_address, need, purpose)
+    funded, depends_on = _bump_topup(ctx, latest, reserve.total_wei)
+    if not funded:
+        return
     row = send.sign_row(
         ctx,
         purpose=latest.purpose,
@@ -255,8 +267,9 @@ def _replace(
         token=latest.token_address,
         amount=amount,
         nonce=latest.nonce,
-        gas_limit=latest.gas_limit,
+        gas_limit=gas_limit,
         fees=new,
+        l1_fee_wei=reserve.l1_wei,
         replaces=latest,
         depends_on=depends_on,
     )
@@ -264,3 +277,30 @@ def _replace(
     ctx.tally.counts["replaced"] += 1
     ctx.hook("after_sign")
     send.broadcast(ctx, depends_on if depends_on is not None else row)
+
+
+def _as_sent(latest: SweepTransaction, fee_wei: int) -> tuple[str, str, int]:
+    """(to, calldata, the most value) of the transaction `latest` replaces: a token
+    transfer, or value to its recipient (a native sweep's at most what its address
+    held for it, the fee `fee_wei` included)."""
+    if latest.token_address:
+        data = tx.transfer_data(latest.to_address, latest.amount)
+        return latest.token_address, data, 0
+    value = latest.amount + (fee_wei if latest.kind == SweepKind.NATIVE else 0)
+    return latest.to_address, "0x", value
+
+
+def _bump_topup(
+    ctx: Pass, latest: SweepTransaction, reserve_wei: int
+) -> tuple[bool, SweepTransaction | None]:
+    """The extra gas top-up a token sweep's replacement needs, signed: (funded, the
+    top-up or None when none is needed). Not funded: the gas payer cannot."""
+    if latest.kind != SweepKind.TOKEN:
+        return True, None
+    need = reserve_wei - ctx.rpc.balance(latest.from_address)
+    if need <= 0:
+        return True, None
+    if not send.reserve_topup(ctx, latest.from_address, need):
+        return False, None
+    purpose = f"{latest.purpose}:bump{latest.id}"
+    return True, send.sign_topup(ctx, latest.from_address, need, purpose)

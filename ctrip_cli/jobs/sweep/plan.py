@@ -21,14 +21,18 @@ from ctrip_cli.errors import ConfigError, RpcRejectedError
 from ctrip_cli.jobs.sweep import send
 from ctrip_cli.jobs.sweep.context import Pass, PlanItem
 from ctrip_cli.jobs.sweep.fees import (
+    TOKEN_GAS_MARGIN_BPS,
+    Reserve,
+    estimated_gas,
     fee_reserve_wei,
     market_fees,
+    native_dust_bound_wei,
     native_fees,
     native_gas,
 )
 from ctrip_cli.money import format_units
 
-TOKEN_GAS_MARGIN_BPS = 1_000  # +10% over eth_estimateGas; the unused part is refunded
+__all__ = ["TOKEN_GAS_MARGIN_BPS", "owed_groups", "plan_all"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,7 @@ class _Draft:
     amount: int
     gas_limit: int
     fees: Fees
+    l1_wei: int = 0  # the L1 data fee bound the sender holds for it
     topup_wei: int = 0
 
     @property
@@ -112,7 +117,7 @@ def _late_dust(ctx: Pass, p: Payment, owed: int, taken: int) -> bool:
         p,
         ctx.treasury,
         owed,
-        0,
+        Reserve(0),
         [p],
         "skip: late money below min_late_sweep_bps",
     )
@@ -150,18 +155,30 @@ def _plan_native(ctx: Pass, shares: list[Share]) -> _Draft | None:
         return None
     gas_limit = native_gas(ctx, first.address)
     prices = native_fees(ctx)
-    fee = fee_reserve_wei(ctx, gas_limit, prices)
+    reserve = fee_reserve_wei(ctx, gas_limit, prices, to=ctx.treasury, value=total)
+    fee = reserve.total_wei
     value = total - fee
     uneconomic = value <= 0 or fee * 10_000 > ctx.settings.max_fee_share_bps * total
     action = "skip: fee exceeds max_fee_share_bps" if uneconomic else "sweep"
     payments = [s.payment for s in shares]
+    dust = native_dust_bound_wei(ctx, gas_limit, prices, reserve)
     _add_plan(
-        ctx, SweepKind.NATIVE, first, ctx.treasury, max(value, 0), fee, payments, action
+        ctx,
+        SweepKind.NATIVE,
+        first,
+        ctx.treasury,
+        max(value, 0),
+        reserve,
+        payments,
+        action,
+        dust_bound_wei=dust,
     )
     if uneconomic:
         ctx.tally.counts["skipped_uneconomic"] += 1
         return None
-    return _Draft(SweepKind.NATIVE, shares, None, value, gas_limit, prices)
+    return _Draft(
+        SweepKind.NATIVE, shares, None, value, gas_limit, prices, reserve.l1_wei
+    )
 
 
 def _plan_token(ctx: Pass, shares: list[Share], token: str) -> _Draft | None:
@@ -171,32 +188,40 @@ def _plan_token(ctx: Pass, shares: list[Share], token: str) -> _Draft | None:
         return None
     data = tx.transfer_data(ctx.treasury, amount)
     estimate = ctx.rpc.estimate_gas(sender=first.address, to=token, data=data)
-    gas_limit = estimate + estimate * TOKEN_GAS_MARGIN_BPS // 10_000
+    gas_limit = estimated_gas(ctx, estimate, margin_bps=TOKEN_GAS_MARGIN_BPS)
     prices = market_fees(ctx, eip1559=ctx.cfg.eip1559)
-    gas_wei = fee_reserve_wei(ctx, gas_limit, prices)
-    need = max(gas_wei - ctx.rpc.balance(first.address), 0)
+    reserve = fee_reserve_wei(ctx, gas_limit, prices, to=token, data=data)
+    need = max(reserve.total_wei - ctx.rpc.balance(first.address), 0)
     payments = [s.payment for s in shares]
     # No price oracle: a token sweep is never skipped as uneconomic; its gas is reported.
     action = "top up gas, then sweep" if need else "sweep"
     _add_plan(
-        ctx, SweepKind.TOKEN, first, ctx.treasury, amount, gas_wei, payments, action
+        ctx, SweepKind.TOKEN, first, ctx.treasury, amount, reserve, payments, action
     )
     if need:
-        fee = send.topup_fee_wei(ctx)
         _add_plan(
             ctx,
             SweepKind.TOPUP,
             first,
             first.address,
             need,
-            fee,
+            send.topup_reserve(ctx, first.address, need),
             payments,
             "top up",
             sender=ctx.payer,
         )
-        if not send.reserve_topup(ctx, need) and not ctx.dry_run:
+        if not send.reserve_topup(ctx, first.address, need) and not ctx.dry_run:
             return None
-    return _Draft(SweepKind.TOKEN, shares, token, amount, gas_limit, prices, need)
+    return _Draft(
+        SweepKind.TOKEN,
+        shares,
+        token,
+        amount,
+        gas_limit,
+        prices,
+        reserve.l1_wei,
+        need,
+    )
 
 
 def _sweepable(ctx: Pass, shares: list[Share], balance: int) -> int | None:
@@ -241,6 +266,7 @@ def _sign_draft(ctx: Pass, d: _Draft) -> SweepTransaction:
         nonce=nonce,
         gas_limit=d.gas_limit,
         fees=d.fees,
+        l1_fee_wei=d.l1_wei,
         depends_on=topup,
     )
     queries.link_sweep_payments(
@@ -255,11 +281,12 @@ def _add_plan(
     p: Payment,
     to: str,
     amount: int,
-    fee_wei: int,
+    fee: Reserve,
     payments: list[Payment],
     action: str,
     *,
     sender: str | None = None,
+    dust_bound_wei: int = 0,
 ) -> None:
     native = ctx.cfg.native
     asset, decimals = (
@@ -275,9 +302,18 @@ def _add_plan(
             to_address=to,
             amount=format_units(amount, decimals),
             amount_base_units=str(amount),
-            fee=f"{format_units(fee_wei, native.decimals)} {native.symbol}",
-            fee_wei=str(fee_wei),
+            fee=_fee_text(fee, native.symbol, native.decimals),
+            fee_wei=str(fee.total_wei),
             payments=[x.id for x in payments],
             action=action,
+            l1_fee_wei=str(fee.l1_wei),
+            dust_bound_wei=str(dust_bound_wei),
         )
     )
+
+
+def _fee_text(fee: Reserve, symbol: str, decimals: int) -> str:
+    text = f"{format_units(fee.total_wei, decimals)} {symbol}"
+    if fee.l1_wei:
+        text += f" (L1 data {format_units(fee.l1_wei, decimals)})"
+    return text

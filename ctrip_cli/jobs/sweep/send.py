@@ -11,7 +11,7 @@ from ctrip_cli.db.models import SweepTransaction
 from ctrip_cli.domain.statuses import SweepKind, SweepState
 from ctrip_cli.errors import RpcRejectedError
 from ctrip_cli.jobs.sweep.context import Pass
-from ctrip_cli.jobs.sweep.fees import fee_reserve_wei, market_fees
+from ctrip_cli.jobs.sweep.fees import Reserve, fee_reserve_wei, market_fees, topup_gas
 from ctrip_cli.money import format_units
 
 
@@ -27,10 +27,14 @@ def sign_row(
     nonce: int,
     gas_limit: int,
     fees: Fees,
+    l1_fee_wei: int = 0,
     replaces: SweepTransaction | None = None,
     depends_on: SweepTransaction | None = None,
 ) -> SweepTransaction:
-    """Sign and add the row (flushed, not committed); the caller commits before sending."""
+    """Sign and add the row (flushed, not committed); the caller commits before sending.
+
+    `l1_fee_wei` is the L1 data fee bound the transaction's sender holds for it.
+    """
     account = ctx.keys.account(key_path)
     signed = tx.sign(
         account,
@@ -58,6 +62,7 @@ def sign_row(
             gas_limit=gas_limit,
             max_fee_per_gas=fees.max_fee_per_gas,
             max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+            l1_fee_reserved=l1_fee_wei,
             raw_tx=signed.raw,
             tx_hash=signed.tx_hash,
             state=SweepState.HELD if depends_on is not None else SweepState.SIGNED,
@@ -96,15 +101,16 @@ def broadcast(
     ctx.hook("after_broadcast")
 
 
-def topup_fee_wei(ctx: Pass) -> int:
-    """What sending a gas top-up costs the gas payer."""
+def topup_reserve(ctx: Pass, to: str, value: int) -> Reserve:
+    """What sending a gas top-up of `value` to `to` costs the gas payer at most."""
     price = market_fees(ctx, eip1559=ctx.cfg.eip1559)
-    return fee_reserve_wei(ctx, tx.NATIVE_GAS, price)
+    return fee_reserve_wei(ctx, topup_gas(ctx, to), price, to=to, value=value)
 
 
-def reserve_topup(ctx: Pass, value: int) -> bool:
-    """Whether the gas payer can send `value` plus the top-up's fee; reserves it if so."""
-    total = value + topup_fee_wei(ctx)
+def reserve_topup(ctx: Pass, to: str, value: int) -> bool:
+    """Whether the gas payer can send `value` to `to` plus the top-up's fee; reserves
+    it if so."""
+    total = value + topup_reserve(ctx, to, value).total_wei
     if not _payer_can_fund(ctx, total):
         return False
     ctx.reads.payer_spent_wei += total
@@ -123,8 +129,9 @@ def sign_topup(ctx: Pass, to: str, value: int, purpose: str) -> SweepTransaction
         token=None,
         amount=value,
         nonce=next_nonce(ctx, ctx.payer),
-        gas_limit=tx.NATIVE_GAS,
+        gas_limit=topup_gas(ctx, to),
         fees=market_fees(ctx, eip1559=ctx.cfg.eip1559),
+        l1_fee_wei=topup_reserve(ctx, to, value).l1_wei,
     )
 
 

@@ -260,6 +260,11 @@ def test_token_log_parsing_and_erc721_logs_skipped() -> None:
         is None
     )
     assert parse.token_transfer({**log, "data": "0x" + "0" * 64}) is None  # zero value
+    # The transfers table keeps a log index in a 32-bit INTEGER (PostgreSQL would
+    # refuse the row on every rerun): a larger one is the node's error.
+    assert parse.token_transfer({**log, "logIndex": hex(2**31 - 1)}) is not None
+    with pytest.raises(parse.Malformed, match="log index is out of range"):
+        parse.token_transfer({**log, "logIndex": hex(2**31)})
 
 
 def test_an_endpoint_refusing_the_key_fails_over(tmp_path: Path) -> None:

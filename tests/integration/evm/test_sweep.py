@@ -52,13 +52,20 @@ sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 def chains_yaml(
-    anvil: Anvil, tokens: TestTokens, *, treasury: str | None = TREASURY
+    anvil: Anvil,
+    tokens: TestTokens,
+    *,
+    treasury: str | None = TREASURY,
+    url: str | None = None,
+    **extra: Any,
 ) -> str:
+    """The `local` chain on `anvil` (or through `url`), with `extra` chain keys."""
+    lines = "".join(f"    {k}: {v}\n" for k, v in extra.items())
     return f"""
 chains:
   local:
     chain_id: 31337
-    rpc_urls: ["{anvil.url}"]
+    rpc_urls: ["{url or anvil.url}"]
     confirmations: 2
     native: {{symbol: ETH, decimals: 18}}
     tokens:
@@ -67,7 +74,7 @@ chains:
       USDT: {{address: "{tokens.usdt}", decimals: 6}}
     treasury: {f"'{treasury}'" if treasury else "null"}
     block_time_s: 1
-"""
+{lines}"""
 
 
 @dataclass

@@ -73,55 +73,71 @@ def keyed(found: list[Any]) -> list[tuple[str, int, str, int]]:
 
 
 def test_call_tracer_counts_paid_calls_outside_reverted_frames():
-    found = list(
-        traces.from_call_tracer(7, BLOCK, [{"txHash": TX, "result": tree()}], WANTED)
+    found, traced = traces.from_call_tracer(
+        7, BLOCK, [{"txHash": TX, "result": tree()}], WANTED
     )
-    # Positions: 0 root, 1 DEP1, 2 INNER, 3 DEP2 under it, 4-6, 7 SELFDESTRUCT.
+    # Positions count the frames that move value: 1 DEP1, 2 INNER, 3 DEP2 under it
+    # (reverted), 4 SELFDESTRUCT; the static, delegate and zero-value calls move none.
     assert keyed(found) == [
         (TX, traces.log_index(1), DEP1, 3),
-        (TX, traces.log_index(7), DEP2, 7),
+        (TX, traces.log_index(4), DEP2, 7),
     ]
+    assert traced == 1
     assert {(t.block_number, t.block_hash) for t in found} == {(7, BLOCK)}
     assert found[0].to_address == parse.checksum(DEP1)
 
 
 def test_trace_block_keys_every_frame_as_the_call_tracer_does():
-    by_tree = traces.from_call_tracer(
+    by_tree, _ = traces.from_call_tracer(
         7, BLOCK, [{"txHash": TX, "result": tree()}], WANTED
     )
-    by_list = traces.from_trace_block(7, flat(tree()), WANTED)
-    assert keyed(list(by_list)) == keyed(list(by_tree))
+    by_list, _ = traces.from_trace_block(7, flat(tree()), WANTED)
+    assert keyed(by_list) == keyed(by_tree)
+
+
+def test_a_zero_value_precompile_call_only_one_api_lists_keys_nothing_apart():
+    """OpenEthereum-style traces leave out zero-value calls to precompiles, which
+    callTracer lists (erigontech/erigon#9784): a Safe that checks a signature with
+    ecrecover and then pays on is keyed alike by both, so a rescan served by the
+    other API never records the payment twice."""
+    ecrecover = "0x" + "00" * 19 + "01"
+    root = tree()
+    root["calls"] = [frame(ecrecover, 0), *root["calls"]]
+    listed = [e for e in flat(root) if e["action"].get("to") != ecrecover]
+    by_tree, _ = traces.from_call_tracer(
+        7, BLOCK, [{"txHash": TX, "result": root}], WANTED
+    )
+    by_list, _ = traces.from_trace_block(7, listed, WANTED)
+    assert keyed(by_list) == keyed(by_tree)
+    assert [t.log_index for t in by_tree] == [traces.log_index(1), traces.log_index(4)]
 
 
 def test_the_top_level_call_is_never_counted():
     root = frame(DEP1, 10)  # a plain payment: the top-level read records it
-    assert (
-        list(
-            traces.from_call_tracer(1, BLOCK, [{"txHash": TX, "result": root}], WANTED)
-        )
-        == []
-    )
-    assert list(traces.from_trace_block(1, flat(root), WANTED)) == []
+    answer = [{"txHash": TX, "result": root}]
+    assert traces.from_call_tracer(1, BLOCK, answer, WANTED) == ([], 1)
+    assert traces.from_trace_block(1, flat(root), WANTED) == ([], 1)
 
 
 def test_a_failed_transaction_pays_nobody():
     root = tree() | {"error": "execution reverted"}
     answer = [{"txHash": TX, "result": root}]
-    assert list(traces.from_call_tracer(1, BLOCK, answer, WANTED)) == []
-    assert list(traces.from_trace_block(1, flat(root), WANTED)) == []
+    assert traces.from_call_tracer(1, BLOCK, answer, WANTED) == ([], 1)
+    assert traces.from_trace_block(1, flat(root), WANTED) == ([], 1)
 
 
 def test_rewards_and_other_transactions_keep_their_own_positions():
     other = "0x" + "ee" * 32
     second = [e | {"transactionHash": other} for e in flat(tree())]
     reward = {"type": "reward", "action": {"author": DEP1, "value": "0x1"}}
-    found = list(traces.from_trace_block(1, [reward, *flat(tree()), *second], WANTED))
+    found, traced = traces.from_trace_block(1, [reward, *flat(tree()), *second], WANTED)
     assert [(t.tx_hash, t.log_index) for t in found] == [
         (TX, traces.log_index(1)),
-        (TX, traces.log_index(7)),
+        (TX, traces.log_index(4)),
         (other, traces.log_index(1)),
-        (other, traces.log_index(7)),
+        (other, traces.log_index(4)),
     ]
+    assert traced == 2
 
 
 @pytest.mark.parametrize(
@@ -131,15 +147,13 @@ def test_rewards_and_other_transactions_keep_their_own_positions():
 )  # fmt: skip
 def test_malformed_call_tracer_answers_are_refused(answer):
     with pytest.raises(parse.Malformed):
-        list(traces.from_call_tracer(1, BLOCK, answer, WANTED))
+        traces.from_call_tracer(1, BLOCK, answer, WANTED)
 
 
 def test_malformed_trace_block_answers_are_refused():
     with pytest.raises(parse.Malformed):
-        list(
-            traces.from_trace_block(
-                1, [{"transactionHash": TX, "type": "call"}], WANTED
-            )
+        traces.from_trace_block(
+            1, [{"transactionHash": TX, "type": "call", "traceAddress": [0]}], WANTED
         )
 
 

@@ -14,7 +14,7 @@ from ctrip_cli.db import engine as db_engine
 from ctrip_cli.db.models import Base
 from tests.unit.db.test_migration_0004 import _alembic
 
-BEFORE = "0004_sweep_accounting"
+BEFORE = "0005_sweep_l1_fees"
 
 
 def test_upgrade_and_downgrade_keep_balance_credits(engine) -> None:

@@ -316,7 +316,7 @@ def test_queued_events_the_budget_never_reached_are_released(session, now):
         await asyncio.sleep(600)
         return httpx.Response(200)
 
-    result = deliver(session, now, slow, budget_s=0.6, per_endpoint=1)
+    result = deliver(session, now, slow, budget_s=2.0, per_endpoint=1)
     assert (result.claimed, result.retrying, result.released) == (3, 1, 2)
     pending = detached(
         session, queries.list_webhook_events(session, status="pending", limit=9)

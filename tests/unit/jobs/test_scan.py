@@ -360,6 +360,35 @@ def test_reorg_deeper_than_the_window_names_block_and_fix(
     assert f"ctrip scan --chain {cfg.name} --from-block" in str(info.value)
 
 
+@pytest.mark.parametrize("moved", [2, -2, 0])
+def test_a_transaction_mined_again_after_a_deep_reorg_is_credited_once(
+    session, chain, cfg, now, moved
+) -> None:
+    """The rescan the deep-reorg error asks for finds the same transaction in another
+    block (or the same number, another hash): it replaces the stale row, and the
+    payment keeps its money, once."""
+    p = make_payment(session, now)
+    t = chain.add_transfer(p.address, 1_000)
+    chain.produce_blocks(5)
+    scan(session, chain, cfg, now)
+    assert status(session, p.id)[1] == 1_000
+    chain.produce_fork(12)
+    chain.mine_again(t, t.block_number + moved)
+    with pytest.raises(ReorgTooDeepError) as info:
+        scan(session, chain, cfg, now)
+
+    scan(session, chain, cfg, now, from_block=info.value.safe)
+
+    assert status(session, p.id) == ("detected", 1_000, False)
+    with session.begin():
+        rows = session.execute(
+            sa.select(Transfer.block_number, Transfer.block_hash)
+        ).all()
+    assert rows == [
+        (t.block_number + moved, chain.blocks[t.block_number + moved].header.hash)
+    ]
+
+
 def test_lagging_node_changes_nothing(session, chain, cfg, now) -> None:
     scan(session, chain, cfg, now)
     chain.lag_blocks = 5

@@ -279,6 +279,17 @@ def test_oldest_pending_and_detected(session, settings, now):
     assert result.chains["local"].sweeps.awaiting == 0
 
 
+def _with_payer(session, settings, now, payer):
+    return status_job.run(
+        session,
+        {"local": [_up(1_000)]},
+        chains=settings.chains,
+        now=now,
+        settings=STATUS,
+        gas_payers={"local": payer},
+    )
+
+
 def test_gas_payer_short_of_what_token_sweeps_need_is_a_warning(session, settings, now):
     _healthy_base(session, settings, now)
     token = _payment(session, settings, now, asset="USDC")
@@ -287,20 +298,31 @@ def test_gas_payer_short_of_what_token_sweeps_need_is_a_warning(session, setting
             update(Payment).where(Payment.id == token["id"]).values(status="confirmed")
         )
     payer = status_job.GasPayer(ADDR, balance_wei=10**6, gas_price_wei=10**9)
-    result = status_job.run(
-        session,
-        {"local": [_up(1_000)]},
-        chains=settings.chains,
-        now=now,
-        settings=STATUS,
-        gas_payers={"local": payer},
-    )
+    result = _with_payer(session, settings, now, payer)
     local = result.chains["local"]
     assert local.sweeps.awaiting_tokens == 1
     assert local.gas_payer.needed_wei == status_job.TOKEN_SWEEP_GAS * 10**9
     assert result.healthy
     (warning,) = result.warnings
     assert "gas payer holds less than" in warning
+
+
+def test_gas_payer_need_counts_the_l1_fee_of_each_token_sweep(session, settings, now):
+    _healthy_base(session, settings, now)
+    for _ in range(2):
+        token = _payment(session, settings, now, asset="USDC")
+        with session.begin():
+            session.execute(
+                update(Payment)
+                .where(Payment.id == token["id"])
+                .values(status="confirmed")
+            )
+    payer = status_job.GasPayer(
+        ADDR, balance_wei=10**6, gas_price_wei=10**9, l1_fee_wei=7 * 10**11
+    )
+    result = _with_payer(session, settings, now, payer)
+    need = result.chains["local"].gas_payer.needed_wei
+    assert need == 2 * (status_job.TOKEN_SWEEP_GAS * 10**9 + 7 * 10**11)
 
 
 def test_confirmed_payments_not_swept_for_long_are_a_warning(session, settings, now):

@@ -54,13 +54,17 @@ def chain(now: datetime, keys: KeyRing, settings: Settings) -> FakeChain:
 
 @pytest.fixture
 def flow(session, chain, cfg, keys, settings, now):
-    def run(passes: int = 3) -> list[sweep_job.SweepResult]:
+    def run(
+        passes: int = 3, on: ChainConfig | None = None
+    ) -> list[sweep_job.SweepResult]:
+        """scan, confirm and sweep `passes` times (on `cfg`, or the chain `on`)."""
+        c = on or cfg
         results = []
         for _ in range(passes):
-            scan_job.run(session, chain, cfg=cfg, now=now, settings=ScanSettings())
-            confirm_job.run(session, chain, cfg=cfg, now=now)
-            results.append(sweep(session, chain, cfg, keys, settings, now))
-            chain.produce_blocks(cfg.confirmations)
+            scan_job.run(session, chain, cfg=c, now=now, settings=ScanSettings())
+            confirm_job.run(session, chain, cfg=c, now=now)
+            results.append(sweep(session, chain, c, keys, settings, now))
+            chain.produce_blocks(c.confirmations)
             session.expunge_all()
         return results
 

@@ -1,7 +1,7 @@
 """reconcile: balance transfers, differences, the reconcile cursor
 
 Revision ID: 0006_reconcile
-Revises: 0004_sweep_accounting
+Revises: 0005_sweep_l1_fees
 Create Date: 2026-12-02 12:00:00
 """
 
@@ -14,7 +14,7 @@ import ctrip_cli.db.models
 
 
 revision = '0006_reconcile'
-down_revision = '0004_sweep_accounting'
+down_revision = '0005_sweep_l1_fees'
 branch_labels = None
 depends_on = None
 
