@@ -9,14 +9,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Group
-from rich.table import Table
 
 from ctrip_cli.cli import app
 from ctrip_cli.cli.runtime import Runtime
 from ctrip_cli.cli.sweep import _crash_hook
 
 if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.table import Table
+
     from ctrip_cli.jobs import reconcile as reconcile_job
 
 
@@ -72,6 +73,9 @@ def reconcile(
 
 
 def _view(r: reconcile_job.ReconcileResult) -> Table | Group | str:
+    from rich.console import Group
+    from rich.table import Table
+
     if r.skipped:
         return f"reconcile {r.chain}: skipped ({r.skipped})"
     table = Table(
