@@ -46,6 +46,7 @@ def test_a_block_not_deep_enough_exits_2_and_writes_nothing(
     ctrip, anvil: Anvil, db_url
 ) -> None:
     env = {"CTRIP_LOCAL_RPC_URL": anvil.url}
+    anvil.mine(3)
     assert ctrip("scan", "--chain", "local", env=env).exit_code == 0
     head = anvil.block_number()
 
@@ -60,6 +61,7 @@ def test_a_block_not_deep_enough_exits_2_and_writes_nothing(
 
 def test_a_held_lock_is_a_skipped_pass(ctrip, anvil: Anvil, db_url) -> None:
     env = {"CTRIP_LOCAL_RPC_URL": anvil.url}
+    anvil.mine(3)
     assert ctrip("scan", "--chain", "local", env=env).exit_code == 0
     engine = db_engine.make_engine(db_url)
     try:
