@@ -138,6 +138,9 @@ class ChainConfig(_Model):
     # gas price); fees never go below them, whatever the node suggests.
     min_priority_fee_wei: int | None = Field(default=None, ge=0, le=10**24)
     min_gas_price_wei: int | None = Field(default=None, ge=0, le=10**24)
+    # Where `reconcile` finds Multicall3 (its canonical address on most chains,
+    # github.com/mds1/multicall3); null reads every balance with its own call.
+    multicall3: str | None = "0xcA11bde05977b3631167028862bE2a173976CA11"
 
     @field_validator("native_internal", mode="before")
     @classmethod
@@ -145,9 +148,9 @@ class ChainConfig(_Model):
         # YAML 1.1 (PyYAML) reads a bare `off` as the boolean false.
         return "off" if v is False else v
 
-    @field_validator("treasury")
+    @field_validator("treasury", "multicall3")
     @classmethod
-    def _treasury(cls, v: str | None) -> str | None:
+    def _optional_address(cls, v: str | None) -> str | None:
         return None if v is None else checked_address(v)
 
     @field_validator("rpc_urls")

@@ -124,6 +124,46 @@ def _chains(r: StatusResult) -> Iterator[Metric]:
         yield g
     yield from _endpoints(r)
     yield from _sweeps(r)
+    yield from _reconcile(r)
+
+
+def _reconcile(r: StatusResult) -> Iterator[Metric]:
+    block = _gauge(
+        "ctrip_reconcile_last_block", "Block the last reconcile compared at.", ["chain"]
+    )
+    stamp = _gauge(
+        "ctrip_reconcile_last_timestamp_seconds",
+        "When the last reconcile ran.",
+        ["chain"],
+    )
+    age = _gauge(
+        "ctrip_reconcile_age_seconds", "Time since the last reconcile.", ["chain"]
+    )
+    count = _gauge(
+        "ctrip_reconcile_open_differences",
+        "Open differences between balances and the ledger, by kind.",
+        ["chain", "kind"],
+    )
+    units = _gauge(
+        "ctrip_reconcile_difference_base_units",
+        "Base units of the open differences (inflow: unexplained money on a deposit "
+        "address; shortfall: money missing from one).",
+        ["chain", "asset", "kind"],
+    )
+    for name, c in r.chains.items():
+        rec = c.reconcile
+        if rec is None:
+            continue
+        if rec.block is not None and rec.at is not None and rec.age_s is not None:
+            block.add_metric([name], float(rec.block))
+            stamp.add_metric([name], rec.at.timestamp())
+            age.add_metric([name], rec.age_s)
+        for kind in ("inflow", "shortfall"):
+            count.add_metric([name, kind], float(rec.open.get(kind, 0)))
+        for key, total in sorted(rec.open_base_units.items()):
+            asset, _, kind = key.rpartition(":")
+            units.add_metric([name, asset, kind], float(total))
+    yield from (block, stamp, age, count, units)
 
 
 def _endpoints(r: StatusResult) -> Iterator[Metric]:

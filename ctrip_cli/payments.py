@@ -136,6 +136,10 @@ def show_payment(session: Session, payment_id: str) -> PaymentDetail:
             "from": t.from_address,
             "amount": format_units(t.amount, payment.decimals),
             "amount_base_units": str(t.amount),
+            # "log", "transaction", "trace", or "balance" (found by reconcile in
+            # blocks from_block..block_number; tx_hash is then its own key).
+            "source": transfer_source(t.log_index, t.source),
+            "from_block": t.from_block,
         }
         for t in queries.payment_transfers(session, payment_id)
     ]
@@ -149,3 +153,12 @@ def show_payment(session: Session, payment_id: str) -> PaymentDetail:
         for h in queries.payment_history(session, payment_id)
     ]
     return PaymentDetail(lifecycle.payment_json(payment), transfers, history)
+
+
+def transfer_source(log_index: int, source: str | None) -> str:
+    """Where a recorded transfer was read from."""
+    if source is not None:
+        return source
+    if log_index >= 0:
+        return "log"
+    return "transaction" if log_index == -1 else "trace"

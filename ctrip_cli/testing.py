@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from ctrip_cli.chain import opstack, tx
 from ctrip_cli.chain.client import (
+    BalanceQuery,
+    Balances,
     BlockHeader,
     EndpointProbe,
     Fees,
@@ -53,6 +55,10 @@ class FakeChain:
         self.balances: dict[str, int] = {}
         self.token_balances: dict[tuple[str, str], int] = {}
         self.nonces: dict[str, int] = {}
+        # Every balance change with its block, so balances read at a block are
+        # the latest ones less what changed after it.
+        self.balance_changes: list[tuple[int, str | tuple[str, str], int]] = []
+        self.multicall = True  # balances_at reports Multicall3, else direct reads
         self.base_fee_wei = 1_000_000_000
         self.tip_wei = 1_000_000_000
         self.token_gas = 50_000
@@ -100,8 +106,7 @@ class FakeChain:
             block = self.produce_blocks(1)[0].number
         b = self.blocks[block]
         tx_hash = self._hash("tx", next(self._tx))
-        key = (token.lower(), to.lower())
-        self.token_balances[key] = self.token_balances.get(key, 0) + amount
+        self._credit((token.lower(), to.lower()), amount, block)
         log_index = len(b.tokens)
         t = TokenTransfer(
             tx_hash, log_index, block, b.header.hash, token, PAYER, to, amount
@@ -138,8 +143,34 @@ class FakeChain:
         tx_hash = tx_hash or self._hash("tx", next(self._tx))
         n = NativeTransfer(tx_hash, block, b.header.hash, PAYER, to, amount, position)
         b.native.append(n)
-        self.balances[to.lower()] = self.balances.get(to.lower(), 0) + amount
+        self._credit(to.lower(), amount, block)
         return n
+
+    def add_silent(
+        self,
+        to: str,
+        amount: int,
+        *,
+        token: str | None = None,
+        block: int | None = None,
+    ) -> int:
+        """Change a balance by `amount` (negative: money out) in `block` (default: a
+        new one) with no transfer any read shows: coin forwarded where no traces are
+        read, a token moving without a Transfer log, a key used outside ctrip."""
+        if block is None:
+            block = self.produce_blocks(1)[0].number
+        key: str | tuple[str, str] = (
+            to.lower() if token is None else (token.lower(), to.lower())
+        )
+        self._credit(key, amount, block)
+        return block
+
+    def _credit(self, key: str | tuple[str, str], amount: int, block: int) -> None:
+        if isinstance(key, tuple):
+            self.token_balances[key] = self.token_balances.get(key, 0) + amount
+        else:
+            self.balances[key] = self.balances.get(key, 0) + amount
+        self.balance_changes.append((block, key, amount))
 
     def mine_again(self, t: NativeTransfer, block: int) -> NativeTransfer:
         """The same native transaction (same hash) in `block` of the current chain: a
@@ -275,6 +306,23 @@ class FakeChain:
         self.round_trips += 1
         return self.token_balances.get((token.lower(), address.lower()), 0)
 
+    def balances_at(self, queries: Sequence[BalanceQuery], block: int) -> Balances:
+        self.round_trips += 1
+        later: dict[str | tuple[str, str], int] = {}
+        for n, changed, amount in self.balance_changes:
+            if n > block:
+                later[changed] = later.get(changed, 0) + amount
+        values: list[int | None] = []
+        for q in queries:
+            if q.token is None:
+                key: str | tuple[str, str] = q.address.lower()
+                now = self.balances.get(q.address.lower(), 0)
+            else:
+                key = (q.token.lower(), q.address.lower())
+                now = self.token_balances.get(key, 0)
+            values.append(now - later.get(key, 0))
+        return Balances(values, "multicall3" if self.multicall else "direct")
+
     def nonce(self, address: str, block: str = "pending") -> int:
         self.round_trips += 1
         mined = self.nonces.get(address.lower(), 0)
@@ -350,10 +398,9 @@ class FakeChain:
             )
         )
         self.nonces[sender] = d.nonce + 1
-        spent = gas * price + l1_fee + d.value
-        self.balances[sender] = self.balances.get(sender, 0) - spent
+        self._credit(sender, -(gas * price + l1_fee + d.value), header.number)
         to = d.to.lower()
-        self.balances[to] = self.balances.get(to, 0) + d.value
+        self._credit(to, d.value, header.number)
         logs: tuple[Log, ...] = ()
         status = 1
         if d.data.startswith("0xa9059cbb"):
@@ -363,9 +410,8 @@ class FakeChain:
             if held < amount:
                 status = 0
             else:
-                self.token_balances[(to, sender)] = held - amount
-                key = (to, dest)
-                self.token_balances[key] = self.token_balances.get(key, 0) + amount
+                self._credit((to, sender), -amount, header.number)
+                self._credit((to, dest), amount, header.number)
                 topics = (tx.TRANSFER_TOPIC, _word(sender), _word(dest))
                 logs = (Log(to, topics, f"0x{amount:064x}"),)
         self.mined[d.tx_hash] = Receipt(

@@ -123,6 +123,24 @@ def _bump(value: int, bps: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class BalanceQuery:
+    """One balance to read: the native coin of `address`, or its `token` balance."""
+
+    address: str
+    token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Balances:
+    """Balances read at one block, in the order asked; None where a read failed
+    (a token whose balanceOf reverts or answers garbage). `method` says how they
+    were read: "multicall3" or "eth_getBalance+eth_call"."""
+
+    values: list[int | None]
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
 class Log:
     address: str
     topics: tuple[str, ...]
@@ -202,6 +220,12 @@ class ChainClient(Protocol):
     ) -> int: ...
 
     def nonce(self, address: str, block: str = "pending") -> int: ...
+
+    # -- reads for reconcile --
+
+    def balances_at(self, queries: Sequence[BalanceQuery], block: int) -> Balances:
+        """Native and token balances at `block` (Multicall3 where deployed)."""
+        ...
 
     def fees(self, *, eip1559: bool) -> Fees: ...
 

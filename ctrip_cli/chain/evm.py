@@ -14,8 +14,10 @@ import time
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from ctrip_cli.chain import opstack, parse, traces, tx
+from ctrip_cli.chain import balances, opstack, parse, traces, tx
 from ctrip_cli.chain.client import (
+    BalanceQuery,
+    Balances,
     BlockHeader,
     EndpointProbe,
     Fees,
@@ -580,6 +582,17 @@ class EvmChain:
         return int(
             self._parsed("eth_call", lambda r: int(parse.data(r)[:66], 16), result)
         )
+
+    def balances_at(self, queries: Sequence[BalanceQuery], block: int) -> Balances:
+        """Native and token balances at `block`, through the chain's `multicall3`
+        where it has code at that block, else batched eth_getBalance / eth_call.
+
+        Raises:
+            RpcRejectedError: the node cannot read the block's state, or answered
+                garbage.
+            RpcUnavailableError: as `RpcTransport.batch`.
+        """
+        return balances.read(self.rpc, queries, block, multicall=self.cfg.multicall3)
 
     def nonce(self, address: str, block: str = "pending") -> int:
         """The account's next nonce as the node sees it (`pending` includes the mempool)."""

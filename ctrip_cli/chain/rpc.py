@@ -47,6 +47,10 @@ DEFAULT_MAX_BATCH = 500  # below geth's 1000 (node/defaults.go BatchRequestLimit
 TARGET_BYTES = 4_000_000  # per response: far below geth's 25 MB, quick to parse
 MAX_BODY_BYTES = 64_000_000  # geth's 25 MB cap with room; more is refused unread
 MIN_TARGET_BYTES = 2_000  # a batch is cut down to single calls before this
+# Per request body: anvil refuses bodies over 2 MiB (-32600 "Invalid request",
+# measured on 1.7.1), geth over 5 MiB (rpc/http.go maxRequestContentLength). Only
+# large calls (Multicall3's aggregate3) come near it.
+MAX_REQUEST_BYTES = 1_000_000
 # What a call is expected to return before one has been measured (mainnet-sized).
 PRIOR_BYTES = {
     "eth_getBlockReceipts": 800_000,
@@ -300,14 +304,20 @@ class RpcTransport:
         budget = ep.budget_bytes()
         chunks: list[list[int]] = []
         current: list[int] = []
-        size = 0
+        size = sent = 0
         for i in pending:
             cost = self._expected_bytes(ep, calls[i])
-            if current and (len(current) >= cap or size + cost > budget):
+            body = _request_bytes(calls[i])
+            if current and (
+                len(current) >= cap
+                or size + cost > budget
+                or sent + body > MAX_REQUEST_BYTES
+            ):
                 chunks.append(current)
-                current, size = [], 0
+                current, size, sent = [], 0, 0
             current.append(i)
             size += cost
+            sent += body
         if current:
             chunks.append(current)
         return chunks
@@ -871,6 +881,20 @@ def _bound_reads(client: httpx.Client) -> None:
         backend = getattr(pool, "_network_backend", None)
         if isinstance(backend, httpcore.NetworkBackend):
             pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+
+
+def _request_bytes(call: Call) -> int:
+    """About what `call` adds to a request body: its string parameters (and those
+    one level inside an object, like eth_call's `data`) plus the envelope."""
+    size = 64 + len(call[0])
+    for p in call[1]:
+        if isinstance(p, str):
+            size += len(p)
+        elif isinstance(p, dict):
+            size += sum(len(v) + 16 for v in p.values() if isinstance(v, str))
+        else:
+            size += 16
+    return size
 
 
 def _cost_key(call: Call) -> str:

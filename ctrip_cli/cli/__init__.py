@@ -112,6 +112,7 @@ COMMANDS = (
     "db",
     "deliver_webhooks",
     "payments",
+    "reconcile",
     "scan",
     "status",
     "sweep",

@@ -209,7 +209,16 @@ def _chain_table(name: str, c: status_job.ChainStatus, now: datetime) -> Table:
         )
     if c.gas_payer is not None:
         t.add_row("gas payer", _gas(c.gas_payer, c))
+    if c.reconcile is not None:
+        t.add_row("reconcile", _reconciled(c.reconcile, now))
     return t
+
+
+def _reconciled(r: status_job.ReconcileStatus, now: datetime) -> str:
+    last = "never" if r.block is None else f"#{r.block:,} {_ago(r.at, now)}"
+    opened = " · ".join(f"{k} {n}" for k, n in sorted(r.open.items())) or "none"
+    text = f"last {last} · open differences: {opened}"
+    return f"[red]{text}[/]" if r.open.get("shortfall") else text
 
 
 def _gas(g: status_job.GasPayer, c: status_job.ChainStatus) -> str:

@@ -26,6 +26,7 @@ class JobLock(enum.StrEnum):
     CONFIRM = "confirm"
     SWEEP = "sweep"
     DELIVER_WEBHOOKS = "deliver-webhooks"
+    RECONCILE = "reconcile"
 
 
 def lock_key(job: str, scope: str) -> int:

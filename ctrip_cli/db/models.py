@@ -134,7 +134,9 @@ class Payment(Base):
 
 
 class Transfer(Base):
-    """One incoming transfer; log_index is -1 for a native-coin transaction."""
+    """One incoming transfer; log_index is -1 for a native-coin transaction, -(1000 +
+    n) for coin forwarded at trace position n, and -2 for money `reconcile` found in
+    a balance (`source` "balance"; it arrived in blocks `from_block`..`block_number`)."""
 
     __tablename__ = "transfers"
     __table_args__ = (
@@ -159,6 +161,11 @@ class Transfer(Base):
         String(40), ForeignKey("payments.id"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # NULL for a transfer read from the chain (a log, a transaction, a trace); "balance"
+    # for money reconcile found in a balance and credited (its amount shrinks when a
+    # transfer read later explains the same money).
+    source: Mapped[str | None] = mapped_column(String(16))
+    from_block: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ScanCursor(Base):
@@ -265,6 +272,9 @@ class SweepTransaction(Base):
         UniqueConstraint("chain", "tx_hash", name="uq_sweep_tx_chain_hash"),
         Index("ix_sweep_tx_chain_state", "chain", "state"),
         Index("ix_sweep_tx_chain_purpose", "chain", "purpose"),
+        # reconcile reads what left (and what topped up) each deposit address.
+        Index("ix_sweep_tx_chain_from", "chain", "from_address"),
+        Index("ix_sweep_tx_chain_to", "chain", "to_address"),
         # One first attempt per purpose and per (sender, nonce): never sign twice.
         Index(
             "uq_sweep_tx_root_purpose",
@@ -356,3 +366,67 @@ class JobRun(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     summary: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class ReconcileCursor(Base):
+    """The block the last reconcile of a chain compared balances at."""
+
+    __tablename__ = "reconcile_cursors"
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReconcileDifference(Base):
+    """A balance that differs from what the ledger explains at a block.
+
+    kind: `inflow` (more than explained) or `shortfall` (less). resolution:
+    `credited` (an inflow credited to `payment_id` as a balance transfer),
+    `superseded` (a transfer read later explained part or all of that credit),
+    `reorged` (a reorg removed the credit), `open` (an operator must look) and
+    `resolved` (a later reconcile found the balance explained again). At most one
+    open difference per (chain, address, asset, kind).
+    """
+
+    __tablename__ = "reconcile_differences"
+    __table_args__ = (
+        Index("ix_reconcile_diff_chain_resolution", "chain", "resolution"),
+        Index(
+            "uq_reconcile_diff_open",
+            "chain",
+            "address",
+            "asset",
+            "kind",
+            unique=True,
+            sqlite_where=text("resolution = 'open'"),
+            postgresql_where=text("resolution = 'open'"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str] = mapped_column(String(42))
+    asset: Mapped[str] = mapped_column(String(16))
+    token_address: Mapped[str | None] = mapped_column(String(42))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    # The money arrived (or left) after this block: the previous reconcile's, if known.
+    from_block: Mapped[int | None] = mapped_column(BigInteger)
+    # The bound of what the ledger explains that the balance crossed, and the balance.
+    expected: Mapped[int] = mapped_column(BaseUnits)
+    actual: Mapped[int] = mapped_column(BaseUnits)
+    amount: Mapped[int] = mapped_column(BaseUnits)
+    # For a credit: what the ledger had recorded as received at or below the block
+    # when it was credited (a later transfer below the block supersedes the credit).
+    ledger_received: Mapped[int | None] = mapped_column(BaseUnits)
+    kind: Mapped[str] = mapped_column(String(16))
+    resolution: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    payment_id: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("payments.id"), index=True
+    )
+    transfer_tx_hash: Mapped[str | None] = mapped_column(String(66))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_block: Mapped[int] = mapped_column(BigInteger)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ctrip_cli.db import queries
 from ctrip_cli.db.models import Payment
-from ctrip_cli.domain import lifecycle
+from ctrip_cli.domain import ledger, lifecycle
 from ctrip_cli.domain.statuses import OPEN, EventType, PaymentStatus
 
 log = logging.getLogger("ctrip.scan")
@@ -176,3 +177,84 @@ def _move(
             out.late += 1
         else:
             out.detected += 1
+
+
+def supersede_balance_credits(
+    session: Session, chain: str, rows: Sequence[Mapping[str, Any]]
+) -> set[str]:
+    """Shrink the balance credits that transfers just recorded (`rows`) explain.
+
+    `reconcile` credits money it finds in a balance and no transfer explains; when a
+    transfer at or below that credit's block is recorded later (a rescan with
+    traces, a log read late), it is the same money, so the credit gives way to it
+    instead of counting twice. Call in the transaction that inserted `rows`, after
+    the insert: on PostgreSQL the insert holds each payment's row (its foreign key
+    takes FOR KEY SHARE), so a reconcile, which locks the payments FOR UPDATE before
+    it credits, either committed before it (and its credit is read here) or waits
+    for this transaction (and reads these transfers); SQLite runs one writer at a
+    time. Returns the payments whose credits changed (to credit again).
+    """
+    if not rows:
+        return set()
+    lowest = min(int(r["block_number"]) for r in rows)
+    new = {ledger.key(r["to_address"], r["token_address"]) for r in rows}
+    credited = {
+        (a, t)
+        for a, t in queries.balance_credits_since(session, chain, lowest)
+        if ledger.key(a, t) in new
+    }
+    return rebalance_credits(session, chain, credited)
+
+
+def rebalance_credits(
+    session: Session, chain: str, pairs: Collection[tuple[str, str | None]]
+) -> set[str]:
+    """Recompute what every balance credit of the (address, token) `pairs` is worth
+    from the transfers recorded now (`ledger.superseded`); returns the payments whose
+    credits changed."""
+    if not pairs:
+        return set()
+    keys = {ledger.key(a, t) for a, t in pairs}
+    payments = queries.payments_at(session, chain, {a for a, _ in pairs})
+    rows = queries.ledger_transfers(session, {p.id for p in payments})
+    by_key: dict[ledger.Key, list[queries.LedgerTransfer]] = defaultdict(list)
+    for t in rows:
+        by_key[ledger.key(t.to_address, t.token_address)].append(t)
+    changed: dict[int, int] = {}
+    touched: set[str] = set()
+    for k in keys:
+        credits = [t for t in by_key[k] if t.source == queries.BALANCE]
+        events = [t for t in by_key[k] if t.source != queries.BALANCE]
+        diffs = {
+            d.transfer_tx_hash: d
+            for d in queries.credit_differences(
+                session, chain, [t.tx_hash for t in credits]
+            )
+        }
+        worth = ledger.superseded(
+            [
+                ledger.Credit(t.id, t.block_number, d.amount, d.ledger_received or 0)
+                for t in credits
+                if (d := diffs.get(t.tx_hash)) is not None
+            ],
+            events,
+        )
+        for t in credits:
+            if t.id in worth and worth[t.id] != t.amount:
+                changed[t.id] = worth[t.id]
+                touched.add(t.payment_id)
+                d = diffs[t.tx_hash]
+                d.resolution = "superseded" if worth[t.id] < d.amount else "credited"
+                d.note = _superseded_note(d.amount, worth[t.id])
+    queries.set_transfer_amounts(session, changed)
+    session.flush()
+    return touched
+
+
+def _superseded_note(original: int, worth: int) -> str:
+    if worth == original:
+        return "credited from the balance"
+    return (
+        f"{original - worth} of {original} base units were later found in transfers "
+        "read from the chain; the credit keeps the rest"
+    )

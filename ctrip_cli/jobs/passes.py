@@ -19,6 +19,7 @@ from ctrip_cli.db.locks import JobLock
 if TYPE_CHECKING:
     from ctrip_cli.jobs.confirm import ConfirmResult
     from ctrip_cli.jobs.deliver_webhooks import DeliverWebhooksResult
+    from ctrip_cli.jobs.reconcile import ReconcileResult
     from ctrip_cli.jobs.scan import ScanResult
     from ctrip_cli.jobs.sweep import SweepResult
 
@@ -32,6 +33,9 @@ class Pass(Generic[R]):
     lock: JobLock
     per_chain: bool
     result: str
+    # How often cron runs it, if less often than CTRIP_STATUS_INTERVAL_S: `status
+    # --check` judges its staleness by the longer of the two.
+    interval_s: int | None = None
 
     @property
     def name(self) -> str:
@@ -62,9 +66,15 @@ DELIVER_WEBHOOKS: Pass[DeliverWebhooksResult] = Pass(
     per_chain=False,
     result="ctrip_cli.jobs.deliver_webhooks:DeliverWebhooksResult",
 )
+RECONCILE: Pass[ReconcileResult] = Pass(
+    JobLock.RECONCILE,
+    per_chain=True,
+    result="ctrip_cli.jobs.reconcile:ReconcileResult",
+    interval_s=600,  # crontab.example and the CronJobs: every 10 minutes
+)
 
 # In the order `status` shows them.
-REGISTRY: tuple[Pass[Any], ...] = (SCAN, CONFIRM, SWEEP, DELIVER_WEBHOOKS)
+REGISTRY: tuple[Pass[Any], ...] = (SCAN, CONFIRM, SWEEP, RECONCILE, DELIVER_WEBHOOKS)
 
 
 def by_name(name: str) -> Pass[Any]:

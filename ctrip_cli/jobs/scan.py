@@ -325,6 +325,8 @@ def _commit_batch(
         rows, affected = _rows(p, [*found.tokens, *found.native], times)
         affected |= sq.delete_superseded(p.session, rows)
         recorded = sq.insert_transfers(p.session, rows)
+        # Money reconcile credited from a balance gives way to these transfers.
+        affected |= crediting.supersede_balance_credits(p.session, name, rows)
         if scan.rescan:
             affected |= _drop_stale(p, a, b, headers, [*found.tokens, *found.native])
         credited = _credit(p, affected, reason=reason)

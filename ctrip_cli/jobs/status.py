@@ -26,8 +26,10 @@ from ctrip_cli.jobs import passes, status_health
 from ctrip_cli.jobs.status_model import ChainStatus as ChainStatus
 from ctrip_cli.jobs.status_model import Endpoint as Endpoint
 from ctrip_cli.jobs.status_model import GasPayer as GasPayer
+from ctrip_cli.jobs.status_model import OpenDifference as OpenDifference
 from ctrip_cli.jobs.status_model import Outbox as Outbox
 from ctrip_cli.jobs.status_model import PassStatus as PassStatus
+from ctrip_cli.jobs.status_model import ReconcileStatus as ReconcileStatus
 from ctrip_cli.jobs.status_model import StatusResult as StatusResult
 from ctrip_cli.jobs.status_model import SweepStatus as SweepStatus
 from ctrip_cli.jobs.status_model import pass_key
@@ -69,6 +71,7 @@ def run(
     per_chain = _payment_counts(session)
     in_use = set(chains_in_use(session, list(chains)))
     sweeps = _sweeps(session, now - timedelta(seconds=settings.sweep_stuck_s))
+    reconciled = _reconciles(session, now)
     statuses = {
         name: _chain_status(
             session,
@@ -80,6 +83,7 @@ def run(
             payments=per_chain.get(name, {}),
             sweeps=sweeps.get(name, _NO_SWEEPS),
             gas_payer=(gas_payers or {}).get(name),
+            reconcile=reconciled.get(name),
         )
         for name, cfg in chains.items()
     }
@@ -113,6 +117,7 @@ def _chain_status(
     payments: dict[str, int],
     sweeps: SweepStatus,
     gas_payer: GasPayer | None,
+    reconcile: ReconcileStatus | None = None,
 ) -> ChainStatus:
     cursor_row = queries.get_cursor(session, cfg.name)
     cursor = cursor_row.block_number if cursor_row else None
@@ -134,6 +139,7 @@ def _chain_status(
         payments=dict(payments),
         sweeps=sweeps,
         gas_payer=_gas_need(gas_payer, sweeps),
+        reconcile=reconcile,
     )
 
 
@@ -305,6 +311,45 @@ def _awaiting_sweep(
         c: (int(n), int(t or 0), _aware(at))
         for c, n, t, at in session.execute(stmt).all()
     }
+
+
+# -- reconcile ---------------------------------------------------------------------
+
+
+def _reconciles(session: Session, now: datetime) -> dict[str, ReconcileStatus]:
+    """Per chain: the last reconcile's block and time, and what is still open."""
+    cursors = queries.reconcile_cursors(session)
+    opened: dict[str, dict[str, int]] = defaultdict(dict)
+    units: dict[str, dict[str, int]] = defaultdict(dict)
+    for chain, asset, kind, n, total in queries.open_difference_totals(session):
+        opened[chain][kind] = opened[chain].get(kind, 0) + n
+        units[chain][f"{asset}:{kind}"] = total
+    listed: dict[str, list[OpenDifference]] = defaultdict(list)
+    for d in queries.open_differences_all(session, limit=50 * max(len(opened), 1)):
+        if len(listed[d.chain]) < 50:
+            listed[d.chain].append(
+                OpenDifference(
+                    d.address,
+                    d.asset,
+                    d.kind,
+                    str(d.amount),
+                    d.created_at,
+                    d.last_seen_block,
+                    d.note,
+                )
+            )
+    out = {}
+    for chain in {*cursors, *opened}:
+        c = cursors.get(chain)
+        out[chain] = ReconcileStatus(
+            block=None if c is None else c.block_number,
+            at=None if c is None else c.at,
+            age_s=None if c is None else max((now - c.at).total_seconds(), 0.0),
+            open=dict(opened.get(chain, {})),
+            open_base_units=dict(units.get(chain, {})),
+            differences=listed.get(chain, []),
+        )
+    return out
 
 
 # -- passes ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from ctrip_cli import lifecycle
 from ctrip_cli.config import StatusSettings
+from ctrip_cli.jobs import passes
 from ctrip_cli.jobs.status_model import (
     ChainStatus,
     Outbox,
@@ -28,6 +29,7 @@ def assess(
     warnings: list[str] = []
     for name, chain in result.chains.items():
         problems.extend(_chain_problems(name, chain, result.passes))
+        problems.extend(_reconcile_problems(name, chain))
         warnings.extend(_chain_warnings(name, chain))
         since = chain.sweeps.awaiting_since
         if since is not None and _seconds(now - since) > settings.sweep_stuck_s:
@@ -36,8 +38,8 @@ def assess(
                 f"the oldest for {human_age(_seconds(now - since))}; is `ctrip sweep "
                 f"--chain {name}` running (with a treasury set), or are they uneconomic?"
             )
-    limit = settings.interval_s * settings.stale_factor
     for key, p in result.passes.items():
+        limit = _stale_after_s(p.job, settings)
         if p.last_success is None or _seconds(now - p.last_success) > limit:
             problems.append(_stale(key, p, now, limit))
     problems.extend(_outbox_problems(result.outbox, settings))
@@ -47,6 +49,31 @@ def assess(
             "failed attempts; see `ctrip webhooks list --status pending`"
         )
     return problems, warnings
+
+
+def _stale_after_s(job: str, settings: StatusSettings) -> int:
+    """N x the pass's interval (the longer of its own and CTRIP_STATUS_INTERVAL_S)."""
+    try:
+        own = passes.by_name(job).interval_s or 0
+    except KeyError:  # a job_runs row of a pass no longer registered
+        own = 0
+    return max(settings.interval_s, own) * settings.stale_factor
+
+
+def _reconcile_problems(name: str, chain: ChainStatus) -> list[str]:
+    r = chain.reconcile
+    if r is None or not r.open.get("shortfall"):
+        return []
+    amounts = ", ".join(
+        f"{units:,} base units of {key.split(':')[0]}"
+        for key, units in sorted(r.open_base_units.items())
+        if key.endswith(":shortfall")
+    )
+    return [
+        f"chain {name}: {r.open['shortfall']} deposit address(es) hold less than the "
+        f"ledger explains ({amounts}): funds moved by something ctrip did not sign; "
+        "see the reconcile_differences table"
+    ]
 
 
 def _chain_warnings(name: str, chain: ChainStatus) -> list[str]:
@@ -60,6 +87,12 @@ def _chain_warnings(name: str, chain: ChainStatus) -> list[str]:
         warnings.append(
             f"chain {name}: the gas payer holds less than the ~{payer.needed_wei:,} "
             f"wei that {chain.sweeps.awaiting_tokens} token sweep(s) may need"
+        )
+    inflows = (chain.reconcile.open if chain.reconcile else {}).get("inflow", 0)
+    if inflows:
+        warnings.append(
+            f"chain {name}: {inflows} deposit address(es) hold money no payment asks "
+            "for (found by reconcile); refund it or move it by hand"
         )
     failed = chain.sweeps.by_state.get("failed", 0)
     if failed:

@@ -47,6 +47,32 @@ class SweepStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenDifference:
+    """A balance reconcile could not explain and an operator must look at."""
+
+    address: str
+    asset: str
+    kind: str
+    amount_base_units: str
+    since: datetime  # found first
+    last_seen_block: int
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileStatus:
+    """The last reconcile of a chain and the differences still open."""
+
+    block: int | None  # compared at; None before the first
+    at: datetime | None
+    age_s: float | None
+    open: dict[str, int]  # open differences by kind (inflow, shortfall)
+    # Base units of the open differences by "asset:kind", e.g. {"USDC:shortfall": 5}.
+    open_base_units: dict[str, int]
+    differences: list[OpenDifference] = field(default_factory=list)  # the first 50
+
+
+@dataclass(frozen=True, slots=True)
 class ChainStatus:
     in_use: bool
     head: int | None
@@ -60,6 +86,7 @@ class ChainStatus:
     payments: dict[str, int]
     sweeps: SweepStatus
     gas_payer: GasPayer | None = None
+    reconcile: ReconcileStatus | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ const path = require("path");
 const solc = require("solc");
 
 const dir = __dirname;
-const names = ["TestToken", "NoReturnToken", "Reverter", "Treasury"];
+// Every .sol file here, each holding the contract of its name.
+const names = fs.readdirSync(dir).filter((f) => f.endsWith(".sol")).map((f) => f.slice(0, -4)).sort();
 const sources = {};
 for (const n of names) sources[`${n}.sol`] = { content: fs.readFileSync(path.join(dir, `${n}.sol`), "utf8") };
 const input = {

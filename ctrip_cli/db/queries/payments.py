@@ -186,13 +186,14 @@ def oldest_open_created_at(
 
 
 def payments_at(session: Session, chain: str, addresses: Collection[str]) -> list[Any]:
-    """(id, address, token_address, status, created_at, expires_at, settled_at) of every
-    payment at `addresses`."""
+    """(id, address, token_address, asset, status, created_at, expires_at,
+    settled_at) of every payment at `addresses`."""
     rows: list[Any] = []
     cols = (
         Payment.id,
         Payment.address,
         Payment.token_address,
+        Payment.asset,
         Payment.status,
         Payment.created_at,
         Payment.expires_at,
