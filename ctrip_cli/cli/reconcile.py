@@ -49,7 +49,8 @@ def reconcile(
     from ctrip_cli.jobs import reconcile as reconcile_job
 
     rt: Runtime = ctx.obj
-    with rt.errors():
+    failed = {"job": "reconcile", "chain": chain} if json_ else None
+    with rt.errors(failed_json=failed):
         cfg = rt.settings.chain(chain)
         with rt.open_chain(chain) as client:
             with rt.open_session() as session:

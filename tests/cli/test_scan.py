@@ -38,6 +38,7 @@ def test_scan_with_unreachable_rpc_exits_1_without_the_url(ctrip) -> None:
         (["scan", "--chain", "local"], "scan", "local"),
         (["confirm", "--chain", "local"], "confirm", "local"),
         (["sweep", "--chain", "local"], "sweep", "local"),
+        (["reconcile", "--chain", "local"], "reconcile", "local"),
         (["scan", "--chain", "nowhere"], "scan", "nowhere"),
     ],
 )
