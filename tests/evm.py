@@ -199,14 +199,17 @@ class Anvil:
 
     def _drain(self, ready: threading.Event) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            line = line.rstrip("\n")
-            self._tail.append(line)
-            if not ready.is_set() and line.startswith("Listening on "):
-                hostport = line[len("Listening on ") :].strip()
-                host, _, port = hostport.rpartition(":")
-                self.host, self.port = host, int(port)
-                ready.set()
+        try:
+            for line in self.proc.stdout:
+                line = line.rstrip("\n")
+                self._tail.append(line)
+                if not ready.is_set() and line.startswith("Listening on "):
+                    hostport = line[len("Listening on ") :].strip()
+                    host, _, port = hostport.rpartition(":")
+                    self.host, self.port = host, int(port)
+                    ready.set()
+        except (ValueError, OSError):
+            pass  # stop() closed the pipe while this thread was reading it
         ready.set()  # process exited: unblock the waiter
 
     # -- lifecycle --

@@ -71,7 +71,8 @@ def test_pending_events_without_a_secret_exit_2(ctrip, db_url):
     result = ctrip("deliver-webhooks", "--json")
     assert result.exit_code == 2
     assert "CTRIP_WEBHOOK_SECRET is not set" in result.stderr
-    assert result.stdout == ""
+    failure = json.loads(result.stdout)  # --json: one object, a failure too
+    assert (failure["job"], failure["error"]["exit_code"]) == ("deliver-webhooks", 2)
 
 
 def test_retry_all_failed_requeues_and_unknown_ids_exit_2(ctrip, db_url):

@@ -87,7 +87,8 @@ def test_empty_gas_payer_exits_1_naming_it(world: SweepWorld, ctrip: Ctrip) -> N
     assert result.exit_code == 1
     assert "InsufficientFundsError" in result.stderr
     assert world.payer() in result.stderr
-    assert result.stdout == ""
+    failure = json.loads(result.stdout)  # --json: one object, a failure too
+    assert failure["error"]["type"] == "InsufficientFundsError"
     assert world.sweep_rows() == []
 
 
