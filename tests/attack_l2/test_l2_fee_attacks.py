@@ -137,11 +137,6 @@ def test_replacement_after_an_l1_spike_respects_max_fee_share(
             assert spent * 10_000 <= 1_000 * wei("0.0005"), (spent, r["amount"])
 
 
-@pytest.mark.xfail(
-    reason="a signed sweep the node refuses for insufficient funds (its L1 fee rose "
-    "past the reserve) stays `signed` forever: never stuck, never replaced",
-    strict=True,
-)
 def test_signed_native_sweep_refused_for_its_l1_fee_is_replaced(
     pooled: tuple[CliWorld, Proxy],
 ) -> None:
@@ -161,11 +156,6 @@ def test_signed_native_sweep_refused_for_its_l1_fee_is_replaced(
     ]
 
 
-@pytest.mark.xfail(
-    reason="a held token transfer refused for insufficient funds after an L1 rise "
-    "stays `held` forever: no fresh top-up, `status` shows nothing stuck",
-    strict=True,
-)
 def test_held_token_transfer_refused_for_its_l1_fee_gets_more_gas(
     pooled: tuple[CliWorld, Proxy],
 ) -> None:

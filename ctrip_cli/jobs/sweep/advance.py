@@ -5,9 +5,10 @@ release held token sweeps, rebroadcast dropped transactions, replace stuck ones.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 
 from ctrip_cli.chain import tx
-from ctrip_cli.chain.client import Fees, Receipt
+from ctrip_cli.chain.client import Fees, Receipt, SendOutcome
 from ctrip_cli.db import queries
 from ctrip_cli.db.models import SweepTransaction
 from ctrip_cli.domain import lifecycle
@@ -79,11 +80,27 @@ def _record_receipts(ctx: Pass, attempts: list[SweepTransaction]) -> bool:
 def _advance_unmined(ctx: Pass, attempts: list[SweepTransaction]) -> None:
     latest = attempts[-1]
     if latest.state == S.HELD:
-        _release(ctx, latest)
+        _release(ctx, attempts, latest)
     elif latest.state == S.SIGNED:
-        send.broadcast(ctx, latest)
+        _send_unsent(ctx, attempts, latest)
     else:
         _check_pending(ctx, attempts, latest)
+
+
+def _send_unsent(
+    ctx: Pass, attempts: list[SweepTransaction], latest: SweepTransaction
+) -> None:
+    """Send an attempt no node has accepted yet. One the node refuses for want of funds
+    (an L1 data fee risen past its reserve; a top-up a lagging node has not seen) is
+    stuck like an unmined one, counted from when it was signed: it is replaced with
+    fresh fee parameters (a token sweep's with a fresh top-up)."""
+    outcome = send.broadcast(ctx, latest)
+    if outcome is SendOutcome.NO_FUNDS and _stuck(ctx, latest.created_at):
+        _replace(ctx, attempts, latest)
+
+
+def _stuck(ctx: Pass, since: datetime) -> bool:
+    return (ctx.now - since).total_seconds() >= ctx.settings.stuck_after_s
 
 
 def _find_mined(
@@ -162,7 +179,9 @@ def _finish(
         queries.add_swept(ctx.session, queries.sweep_links(ctx.session, attempts[0].id))
 
 
-def _release(ctx: Pass, held: SweepTransaction) -> None:
+def _release(
+    ctx: Pass, attempts: list[SweepTransaction], held: SweepTransaction
+) -> None:
     """Broadcast a token sweep once its gas top-up is mined; fail it if the top-up failed."""
     dep = queries.get_sweep_tx(ctx.session, held.depends_on_id or 0)
     states = (
@@ -172,7 +191,7 @@ def _release(ctx: Pass, held: SweepTransaction) -> None:
     )
     ctx.commit()
     if states & {S.MINED, S.CONFIRMED}:
-        send.broadcast(ctx, held)
+        _send_unsent(ctx, attempts, held)
     elif S.FAILED in states:
         held.state, held.last_error, held.updated_at = (
             S.FAILED,
@@ -186,8 +205,7 @@ def _release(ctx: Pass, held: SweepTransaction) -> None:
 def _check_pending(
     ctx: Pass, attempts: list[SweepTransaction], latest: SweepTransaction
 ) -> None:
-    sent_at = latest.broadcast_at or latest.created_at
-    stuck = (ctx.now - sent_at).total_seconds() >= ctx.settings.stuck_after_s
+    stuck = _stuck(ctx, latest.broadcast_at or latest.created_at)
     if ctx.rpc.is_known(latest.tx_hash):
         if stuck:
             _replace(ctx, attempts, latest)
