@@ -16,6 +16,7 @@ from ctrip_cli.domain.statuses import EventType, PaymentStatus, SweepKind, Sweep
 from ctrip_cli.jobs.sweep import fees, send
 from ctrip_cli.jobs.sweep.context import Pass
 from ctrip_cli.jobs.sweep.fees import fee_reserve_wei, market_fees, native_fees
+from ctrip_cli.money import format_units
 
 S = SweepState
 _NONCE_WAIT = "nonce used, no receipt visible yet"
@@ -133,15 +134,41 @@ def _record_mined(
         ctx.tally.counts["failed"] += 1
         return
     if rc.block_number <= ctx.deepest_block:
-        if won.kind != SweepKind.TOPUP:  # what the deposit address keeps of its reserve
-            reserved = won.gas_limit * won.max_fee_per_gas + won.l1_fee_reserved
-            won.dust = max(reserved - won.fee_paid, 0)
-            ctx.tally.dust_wei += won.dust
+        if won.kind != SweepKind.TOPUP:
+            won.dust = _dust(ctx, attempts[0], won)
+            ctx.tally.dust_wei += max(won.dust, 0)
         _finish(ctx, attempts, won, S.CONFIRMED, None)
         ctx.tally.counts["confirmed"] += 1
         return
     if won.state != S.MINED:
         won.state, won.updated_at = S.MINED, ctx.now
+
+
+def _dust(ctx: Pass, root: SweepTransaction, won: SweepTransaction) -> int:
+    """What the deposit address keeps of what the sweep reserved.
+
+    For a token sweep, of its gas reserve (never below 0: the gas payer's coin). For a
+    native sweep, of what it took of its payments less what it sent: its fee reserve
+    (and any overdraft of an earlier sweep it made up for) less the fees paid.
+    Negative when the fees exceeded the reserve (an L1 data fee that rose before
+    inclusion): the excess came out of later money on the address, and the next
+    sweep of the address sends that much less (see `plan.Group`).
+    """
+    paid = won.fee_paid or 0
+    if won.kind != SweepKind.NATIVE:
+        reserved = won.gas_limit * won.max_fee_per_gas + won.l1_fee_reserved
+        return max(reserved - paid, 0)
+    took = sum(amount for _pid, amount in queries.sweep_links(ctx.session, root.id))
+    dust = took - won.amount - paid
+    if dust < 0:
+        native = ctx.cfg.native
+        ctx.tally.errors.append(
+            f"{won.purpose}: its fees exceeded its reserve by "
+            f"{format_units(-dust, native.decimals)} {native.symbol} (an L1 data fee "
+            f"that rose before inclusion), paid from later money on {won.from_address}; "
+            "the next sweep of it sends that much less"
+        )
+    return dust
 
 
 def _receipt_error(row: SweepTransaction, rc: Receipt) -> str | None:
