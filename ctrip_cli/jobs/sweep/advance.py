@@ -300,6 +300,8 @@ def _replace(
                 f"{latest.purpose}: a fee bump would exceed the swept value"
             )
             return
+        if _uneconomic(ctx, latest, reserve.total_wei, latest.amount + old_fee):
+            return
     funded, depends_on = _bump_topup(ctx, latest, reserve.total_wei)
     if not funded:
         return
@@ -322,6 +324,22 @@ def _replace(
     ctx.tally.counts["replaced"] += 1
     ctx.hook("after_sign")
     send.broadcast(ctx, depends_on if depends_on is not None else row)
+
+
+def _uneconomic(
+    ctx: Pass, latest: SweepTransaction, fee_wei: int, total_wei: int
+) -> bool:
+    """Whether a native sweep's replacement would pay more than
+    `max_fee_share_bps` of what it moves, as a new sweep may not: the attempt in
+    flight is left to wait (it may still be mined, or the fees fall)."""
+    if fee_wei * 10_000 <= ctx.settings.max_fee_share_bps * total_wei:
+        return False
+    ctx.tally.counts["skipped_uneconomic"] += 1
+    error = "a replacement's fee would exceed max_fee_share_bps; waiting"
+    if latest.last_error != error:
+        latest.last_error, latest.updated_at = error, ctx.now
+        ctx.commit()
+    return True
 
 
 def _as_sent(latest: SweepTransaction, fee_wei: int) -> tuple[str, str, int]:
