@@ -180,15 +180,12 @@ def test_held_token_transfer_refused_for_its_l1_fee_gets_more_gas(
     ]
 
 
-@pytest.mark.xfail(
-    reason="an endpoint refusing GasPriceOracle.isFjord() (any JSON-RPC error) "
-    "makes the pass price a Fjord chain with Ecotone: l1_fee_paid and dust recorded "
-    "wrong",
-    strict=True,
-)
 def test_refused_isfjord_call_does_not_misrecord_the_l1_fee(
     world: CliWorld,
 ) -> None:
+    """An endpoint refusing GasPriceOracle.isFjord() with anything but a revert
+    cannot tell the pass which L1 fee formula the chain uses: the pass fails clearly
+    and records nothing, and a later pass records the fee right."""
     proxy = Proxy(world.node.url)
     world.url = proxy.url
     world.write_yaml()
@@ -199,6 +196,13 @@ def test_refused_isfjord_call_does_not_misrecord_the_l1_fee(
         world.sweep()
         world.node.mine(3)
         proxy.oracle_mode = "missing"  # -32601 for eth_call to 0x42…0F
+        rc, _out, err = world.sweep()
+        assert rc == 1
+        assert "eth_call" in err
+        (row,) = rows(world)
+        assert row["state"] != "confirmed"
+        assert row["dust"] is None
+        proxy.oracle_mode = "pass"
         world.sweep()
     finally:
         proxy.stop()
