@@ -2,8 +2,11 @@
 real `anvil --network optimism` (L1Block fee slots set by the test), optionally behind
 a proxy that behaves like op-geth's transaction pool or refuses chosen calls.
 
-Tests marked xfail reproduce defects found by this campaign: each asserts what the
-README promises, and fails on the current code for the reason given.
+Each test asserts what the README promises: a sweep refused at submission for its L1
+fee is replaced once stuck; an L1 fee above the reserve, paid from later money, is
+recorded and made up for by the next sweep; a replacement keeps to the fee share; an
+L1 fee read the pass cannot trust fails it. A test marked xfail is a defect still
+open, failing for the reason given.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from tests.attack_l2.proxy import Proxy
-from tests.attack_l2.world import (
+from tests.evm import balance_of, send_native
+from tests.hostile.l2_proxy import Proxy
+from tests.hostile.l2_world import (
     BLOB_BASE_FEE,
     FUNDER,
     L1_BASE_FEE,
@@ -26,7 +30,6 @@ from tests.attack_l2.world import (
     set_l1,
     wei,
 )
-from tests.evm import balance_of, send_native
 
 pytestmark = [pytest.mark.evm, pytest.mark.e2e]
 
@@ -80,7 +83,7 @@ def spike(w: CliWorld, times: int) -> None:
     set_l1(w.node, l1_base_fee=L1_BASE_FEE * times, blob_base_fee=BLOB_BASE_FEE * times)
 
 
-# -- defects --
+# -- L1 fees that move --
 
 
 def test_l1_spike_does_not_spend_late_money_of_the_payment(world: CliWorld) -> None:
@@ -223,7 +226,7 @@ def test_boolean_fee_floor_is_refused(world: CliWorld) -> None:
     assert "Traceback" not in proc.stderr
 
 
-# -- what held up --
+# -- accounting and bad answers --
 
 
 def test_late_money_while_a_sweep_is_in_flight_keeps_the_money_invariant(
