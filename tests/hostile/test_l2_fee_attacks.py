@@ -5,8 +5,7 @@ a proxy that behaves like op-geth's transaction pool or refuses chosen calls.
 Each test asserts what the README promises: a sweep refused at submission for its L1
 fee is replaced once stuck; an L1 fee above the reserve, paid from later money, is
 recorded and made up for by the next sweep; a replacement keeps to the fee share; an
-L1 fee read the pass cannot trust fails it. A test marked xfail is a defect still
-open, failing for the reason given.
+L1 fee read the pass cannot trust fails it; a YAML boolean is no fee floor.
 """
 
 from __future__ import annotations
@@ -214,10 +213,6 @@ def test_refused_isfjord_call_does_not_misrecord_the_l1_fee(
     assert int(row["dust"]) == world.balance(p["address"])
 
 
-@pytest.mark.xfail(
-    reason="YAML booleans are taken as integers: `min_priority_fee_wei: true` is 1",
-    strict=True,
-)
 def test_boolean_fee_floor_is_refused(world: CliWorld) -> None:
     world.write_yaml(min_priority_fee_wei="true")
     proc = world.ctrip("sweep", "--chain", "local", "--dry-run", json_out=False)
