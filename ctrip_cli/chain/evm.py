@@ -817,14 +817,29 @@ def _short(text: str) -> str:
 def _is_fjord(answer: Any) -> bool:
     """What `isFjord()` on GasPriceOracle says: a chain without the oracle's code
     (anvil, some dev chains) is taken to be on Fjord, in force on every Superchain
-    chain since 2024; a revert is an oracle from before Fjord."""
+    chain since 2024; a revert is an oracle from before Fjord.
+
+    Raises:
+        RpcRejectedError: the node refused the call for another reason (a method it
+            does not serve, a limit): the pass cannot tell which formula applies.
+    """
     if isinstance(answer, RpcRejectedError):
-        return False
+        if _reverted(answer):
+            return False
+        raise answer
     data = str(answer or "0x").removeprefix("0x")[:64]
     try:
         return not data or int(data, 16) != 0
     except ValueError:  # a malformed answer: the formula of every current chain
         return True
+
+
+def _reverted(exc: RpcRejectedError) -> bool:
+    """Whether a refused eth_call is the EVM reverting: JSON-RPC error code 3 with
+    "execution reverted" (go-ethereum internal/ethapi `revertError.ErrorCode()`
+    returns 3, EIP-1474; anvil and op-geth answer alike)."""
+    text = str(exc)
+    return text.endswith("(code 3)") or "execution reverted" in text.lower()
 
 
 def _tag(block: int | str) -> str:

@@ -90,14 +90,16 @@ def _reason(pid: str, status: str, amount: int, due: int, swept: int) -> list[st
 
 
 def _native_dust(world: World) -> dict[str, int]:
-    """What confirmed native sweeps may leave behind: the fee reserved but not paid."""
+    """What confirmed native sweeps may leave behind: their recorded dust, the fee
+    reserved but not paid (negative for a sweep that paid more, out of later money,
+    which the next sweep of the address makes up for)."""
     rows = world.query(
-        "SELECT from_address, gas_limit, max_fee_per_gas, fee_paid FROM "
-        "sweep_transactions WHERE state = 'confirmed' AND kind = 'native'"
+        "SELECT from_address, dust FROM sweep_transactions "
+        "WHERE state = 'confirmed' AND kind = 'native'"
     )
     dust: dict[str, int] = defaultdict(int)
-    for sender, gas, max_fee, paid in rows:
-        dust[sender.lower()] += int(gas) * int(max_fee) - int(paid or 0)
+    for sender, left in rows:
+        dust[sender.lower()] += int(left or 0)
     return dust
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -19,6 +19,7 @@ from ctrip_cli.db.models import (
     SweepPayment,
     SweepTransaction,
 )
+from ctrip_cli.db.queries._sql import _chunks
 from ctrip_cli.domain.statuses import (
     LIVE_SWEEP_STATES,
     PaymentStatus,
@@ -102,6 +103,26 @@ def busy_addresses(session: Session, chain: str) -> set[tuple[str, str | None]]:
         SweepTransaction.kind != SweepKind.TOPUP,
     )
     return {(a, t) for a, t in session.execute(stmt)}
+
+
+def native_dust_sums(
+    session: Session, chain: str, addresses: Collection[str]
+) -> dict[str, int]:
+    """What confirmed native sweeps of each of `addresses` left on it in all: the sum
+    of their `dust`, negative where a sweep's fees exceeded what it reserved and took
+    later money of the address (addresses without such sweeps are absent)."""
+    out: dict[str, int] = {}
+    for part in _chunks(sorted(addresses)):
+        stmt = select(SweepTransaction.from_address, SweepTransaction.dust).where(
+            SweepTransaction.chain == chain,
+            SweepTransaction.from_address.in_(part),
+            SweepTransaction.kind == SweepKind.NATIVE,
+            SweepTransaction.state == SweepState.CONFIRMED,
+            SweepTransaction.dust.is_not(None),
+        )
+        for address, dust in session.execute(stmt):
+            out[address] = out.get(address, 0) + int(dust or 0)
+    return out
 
 
 def sweep_links(session: Session, sweep_tx_id: int) -> list[tuple[str, int]]:

@@ -5,9 +5,10 @@ release held token sweeps, rebroadcast dropped transactions, replace stuck ones.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 
 from ctrip_cli.chain import tx
-from ctrip_cli.chain.client import Fees, Receipt
+from ctrip_cli.chain.client import Fees, Receipt, SendOutcome
 from ctrip_cli.db import queries
 from ctrip_cli.db.models import SweepTransaction
 from ctrip_cli.domain import lifecycle
@@ -15,6 +16,7 @@ from ctrip_cli.domain.statuses import EventType, PaymentStatus, SweepKind, Sweep
 from ctrip_cli.jobs.sweep import fees, send
 from ctrip_cli.jobs.sweep.context import Pass
 from ctrip_cli.jobs.sweep.fees import fee_reserve_wei, market_fees, native_fees
+from ctrip_cli.money import format_units
 
 S = SweepState
 _NONCE_WAIT = "nonce used, no receipt visible yet"
@@ -79,11 +81,27 @@ def _record_receipts(ctx: Pass, attempts: list[SweepTransaction]) -> bool:
 def _advance_unmined(ctx: Pass, attempts: list[SweepTransaction]) -> None:
     latest = attempts[-1]
     if latest.state == S.HELD:
-        _release(ctx, latest)
+        _release(ctx, attempts, latest)
     elif latest.state == S.SIGNED:
-        send.broadcast(ctx, latest)
+        _send_unsent(ctx, attempts, latest)
     else:
         _check_pending(ctx, attempts, latest)
+
+
+def _send_unsent(
+    ctx: Pass, attempts: list[SweepTransaction], latest: SweepTransaction
+) -> None:
+    """Send an attempt no node has accepted yet. One the node refuses for want of funds
+    (an L1 data fee risen past its reserve; a top-up a lagging node has not seen) is
+    stuck like an unmined one, counted from when it was signed: it is replaced with
+    fresh fee parameters (a token sweep's with a fresh top-up)."""
+    outcome = send.broadcast(ctx, latest)
+    if outcome is SendOutcome.NO_FUNDS and _stuck(ctx, latest.created_at):
+        _replace(ctx, attempts, latest)
+
+
+def _stuck(ctx: Pass, since: datetime) -> bool:
+    return (ctx.now - since).total_seconds() >= ctx.settings.stuck_after_s
 
 
 def _find_mined(
@@ -116,15 +134,41 @@ def _record_mined(
         ctx.tally.counts["failed"] += 1
         return
     if rc.block_number <= ctx.deepest_block:
-        if won.kind != SweepKind.TOPUP:  # what the deposit address keeps of its reserve
-            reserved = won.gas_limit * won.max_fee_per_gas + won.l1_fee_reserved
-            won.dust = max(reserved - won.fee_paid, 0)
-            ctx.tally.dust_wei += won.dust
+        if won.kind != SweepKind.TOPUP:
+            won.dust = _dust(ctx, attempts[0], won)
+            ctx.tally.dust_wei += max(won.dust, 0)
         _finish(ctx, attempts, won, S.CONFIRMED, None)
         ctx.tally.counts["confirmed"] += 1
         return
     if won.state != S.MINED:
         won.state, won.updated_at = S.MINED, ctx.now
+
+
+def _dust(ctx: Pass, root: SweepTransaction, won: SweepTransaction) -> int:
+    """What the deposit address keeps of what the sweep reserved.
+
+    For a token sweep, of its gas reserve (never below 0: the gas payer's coin). For a
+    native sweep, of what it took of its payments less what it sent: its fee reserve
+    (and any overdraft of an earlier sweep it made up for) less the fees paid.
+    Negative when the fees exceeded the reserve (an L1 data fee that rose before
+    inclusion): the excess came out of later money on the address, and the next
+    sweep of the address sends that much less (see `plan.Group`).
+    """
+    paid = won.fee_paid or 0
+    if won.kind != SweepKind.NATIVE:
+        reserved = won.gas_limit * won.max_fee_per_gas + won.l1_fee_reserved
+        return max(reserved - paid, 0)
+    took = sum(amount for _pid, amount in queries.sweep_links(ctx.session, root.id))
+    dust = took - won.amount - paid
+    if dust < 0:
+        native = ctx.cfg.native
+        ctx.tally.errors.append(
+            f"{won.purpose}: its fees exceeded its reserve by "
+            f"{format_units(-dust, native.decimals)} {native.symbol} (an L1 data fee "
+            f"that rose before inclusion), paid from later money on {won.from_address}; "
+            "the next sweep of it sends that much less"
+        )
+    return dust
 
 
 def _receipt_error(row: SweepTransaction, rc: Receipt) -> str | None:
@@ -162,7 +206,9 @@ def _finish(
         queries.add_swept(ctx.session, queries.sweep_links(ctx.session, attempts[0].id))
 
 
-def _release(ctx: Pass, held: SweepTransaction) -> None:
+def _release(
+    ctx: Pass, attempts: list[SweepTransaction], held: SweepTransaction
+) -> None:
     """Broadcast a token sweep once its gas top-up is mined; fail it if the top-up failed."""
     dep = queries.get_sweep_tx(ctx.session, held.depends_on_id or 0)
     states = (
@@ -172,7 +218,7 @@ def _release(ctx: Pass, held: SweepTransaction) -> None:
     )
     ctx.commit()
     if states & {S.MINED, S.CONFIRMED}:
-        send.broadcast(ctx, held)
+        _send_unsent(ctx, attempts, held)
     elif S.FAILED in states:
         held.state, held.last_error, held.updated_at = (
             S.FAILED,
@@ -186,8 +232,7 @@ def _release(ctx: Pass, held: SweepTransaction) -> None:
 def _check_pending(
     ctx: Pass, attempts: list[SweepTransaction], latest: SweepTransaction
 ) -> None:
-    sent_at = latest.broadcast_at or latest.created_at
-    stuck = (ctx.now - sent_at).total_seconds() >= ctx.settings.stuck_after_s
+    stuck = _stuck(ctx, latest.broadcast_at or latest.created_at)
     if ctx.rpc.is_known(latest.tx_hash):
         if stuck:
             _replace(ctx, attempts, latest)
@@ -255,6 +300,8 @@ def _replace(
                 f"{latest.purpose}: a fee bump would exceed the swept value"
             )
             return
+        if _uneconomic(ctx, latest, reserve.total_wei, latest.amount + old_fee):
+            return
     funded, depends_on = _bump_topup(ctx, latest, reserve.total_wei)
     if not funded:
         return
@@ -277,6 +324,22 @@ def _replace(
     ctx.tally.counts["replaced"] += 1
     ctx.hook("after_sign")
     send.broadcast(ctx, depends_on if depends_on is not None else row)
+
+
+def _uneconomic(
+    ctx: Pass, latest: SweepTransaction, fee_wei: int, total_wei: int
+) -> bool:
+    """Whether a native sweep's replacement would pay more than
+    `max_fee_share_bps` of what it moves, as a new sweep may not: the attempt in
+    flight is left to wait (it may still be mined, or the fees fall)."""
+    if fee_wei * 10_000 <= ctx.settings.max_fee_share_bps * total_wei:
+        return False
+    ctx.tally.counts["skipped_uneconomic"] += 1
+    error = "a replacement's fee would exceed max_fee_share_bps; waiting"
+    if latest.last_error != error:
+        latest.last_error, latest.updated_at = error, ctx.now
+        ctx.commit()
+    return True
 
 
 def _as_sent(latest: SweepTransaction, fee_wei: int) -> tuple[str, str, int]:

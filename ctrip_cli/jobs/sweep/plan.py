@@ -32,7 +32,7 @@ from ctrip_cli.jobs.sweep.fees import (
 )
 from ctrip_cli.money import format_units
 
-__all__ = ["TOKEN_GAS_MARGIN_BPS", "owed_groups", "plan_all"]
+__all__ = ["TOKEN_GAS_MARGIN_BPS", "Group", "owed_groups", "plan_all"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,23 @@ class Share:
 
     payment: Payment
     amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The shares one sweep of an (address, asset) takes and, for the native coin, the
+    address's overdraft: what confirmed sweeps of it paid in fees beyond what they
+    reserved (an L1 data fee that rose before inclusion), out of money that arrived
+    later. The address holds that much less than its payments are owed, so the sweep
+    sends that much less; its dust records the difference, which clears the
+    overdraft."""
+
+    shares: list[Share]
+    overdraft: int = 0
+
+    @property
+    def first(self) -> Payment:
+        return self.shares[0].payment
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +97,7 @@ def plan_all(ctx: Pass) -> None:
     ctx.commit()
 
 
-def owed_groups(ctx: Pass) -> list[list[Share]]:
+def owed_groups(ctx: Pass) -> list[Group]:
     """What payments still owe the treasury, one group per (address, asset); native
     groups first, as they need no gas payer and so go out even when it is empty.
 
@@ -92,6 +109,9 @@ def owed_groups(ctx: Pass) -> list[list[Share]]:
     deep = queries.deep_sums(ctx.session, ids, deepest_block=ctx.deepest_block)
     held = queries.reserved_amounts(ctx.session, ids)
     busy = queries.busy_addresses(ctx.session, ctx.chain)
+    # Only an address an earlier sweep took money of can have been overdrawn by it.
+    swept = {p.address for p in candidates if not p.token_address and p.amount_swept}
+    dust = queries.native_dust_sums(ctx.session, ctx.chain, swept)
     ctx.commit()  # nothing written: ends the read
     groups: dict[tuple[str, str | None], list[Share]] = defaultdict(list)
     for p in candidates:
@@ -101,7 +121,12 @@ def owed_groups(ctx: Pass) -> list[list[Share]]:
         if key in busy or owed <= 0 or _late_dust(ctx, p, owed, taken):
             continue
         groups[key].append(Share(p, owed))
-    return [g for _key, g in sorted(groups.items(), key=lambda kv: kv[0][1] or "")]
+    return [
+        Group(shares, 0 if token else max(-dust.get(address, 0), 0))
+        for (address, token), shares in sorted(
+            groups.items(), key=lambda kv: kv[0][1] or ""
+        )
+    ]
 
 
 def _late_dust(ctx: Pass, p: Payment, owed: int, taken: int) -> bool:
@@ -124,13 +149,13 @@ def _late_dust(ctx: Pass, p: Payment, owed: int, taken: int) -> bool:
     return True
 
 
-def _plan_group(ctx: Pass, shares: list[Share]) -> _Draft | None:
-    first = shares[0].payment
+def _plan_group(ctx: Pass, group: Group) -> _Draft | None:
+    first = group.first
     _check_keys(ctx, first)
     if first.token_address is None:
-        return _plan_native(ctx, shares)
+        return _plan_native(ctx, group)
     try:
-        return _plan_token(ctx, shares, first.token_address)
+        return _plan_token(ctx, group.shares, first.token_address)
     except RpcRejectedError as exc:
         # A token that refuses balanceOf/transfer for this address (paused,
         # blacklisted) costs this sweep only, not every sweep of the chain.
@@ -148,11 +173,22 @@ def _check_keys(ctx: Pass, payment: Payment) -> None:
         )
 
 
-def _plan_native(ctx: Pass, shares: list[Share]) -> _Draft | None:
-    first = shares[0].payment
-    total = _sweepable(ctx, shares, ctx.rpc.balance(first.address))
-    if total is None:
+def _plan_native(ctx: Pass, group: Group) -> _Draft | None:
+    shares, first = group.shares, group.first
+    owed = _sweepable(
+        ctx, shares, ctx.rpc.balance(first.address), short=group.overdraft
+    )
+    if owed is None:
         return None
+    total = owed - group.overdraft
+    if group.overdraft:
+        native = ctx.cfg.native
+        ctx.tally.errors.append(
+            f"{first.address}: an earlier sweep's fees exceeded its reserve by "
+            f"{format_units(group.overdraft, native.decimals)} {native.symbol} (an L1 "
+            "data fee that rose before inclusion), paid from money that arrived later; "
+            "this sweep sends that much less"
+        )
     gas_limit = native_gas(ctx, first.address)
     prices = native_fees(ctx)
     reserve = fee_reserve_wei(ctx, gas_limit, prices, to=ctx.treasury, value=total)
@@ -224,20 +260,24 @@ def _plan_token(ctx: Pass, shares: list[Share], token: str) -> _Draft | None:
     )
 
 
-def _sweepable(ctx: Pass, shares: list[Share], balance: int) -> int | None:
-    """What the payments still owe, if the address holds it; else None (reported).
+def _sweepable(
+    ctx: Pass, shares: list[Share], balance: int, *, short: int = 0
+) -> int | None:
+    """What the payments still owe, if the address holds it (less `short`, what
+    earlier sweeps overdrew of it); else None (reported).
 
     Never more: stray funds belong to no payment. Never less, which would strand the
     rest: a balance short of it means an endpoint that lags or funds moved by someone
     else, so the sweep waits.
     """
     owed = sum(s.amount for s in shares)
-    if balance >= owed:
+    if balance >= owed - short:
         return owed
     first = shares[0].payment
     ctx.tally.errors.append(
         f"{first.address}: holds {format_units(balance, first.decimals)} {first.asset}, "
-        f"less than its payments are owed ({format_units(owed, first.decimals)}); "
+        "less than its payments are owed "
+        f"({format_units(owed - short, first.decimals)}); "
         "waiting (a lagging RPC endpoint, or funds moved outside ctrip)"
     )
     return None

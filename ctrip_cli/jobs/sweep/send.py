@@ -76,8 +76,11 @@ def sign_row(
 
 def broadcast(
     ctx: Pass, row: SweepTransaction, *, first: bool = True, commit: bool = True
-) -> None:
-    """Send the stored bytes; the outcome is recorded, a refusal is data, not an error."""
+) -> SendOutcome | None:
+    """Send the stored bytes; the outcome is recorded, a refusal is data, not an error.
+
+    Returns the node's answer (None: it refused the transaction for another reason).
+    """
     try:
         outcome = ctx.rpc.send_raw(row.raw_tx)
     except RpcRejectedError as exc:
@@ -85,7 +88,7 @@ def broadcast(
         ctx.tally.errors.append(f"{row.purpose}: {exc}")
         if commit:
             ctx.commit()
-        return
+        return None
     if outcome is SendOutcome.NO_FUNDS:
         row.last_error = (
             f"node refused {row.tx_hash}: insufficient funds; retried next pass"
@@ -99,6 +102,7 @@ def broadcast(
     if commit:  # else the caller commits the batch; a lost update only means a resend
         ctx.commit()
     ctx.hook("after_broadcast")
+    return outcome
 
 
 def topup_reserve(ctx: Pass, to: str, value: int) -> Reserve:

@@ -19,6 +19,7 @@ from ctrip_cli.chain import opstack, tx
 from ctrip_cli.chain.client import Fees
 from ctrip_cli.chain.evm import EvmChain
 from ctrip_cli.config import ChainConfig, NativeConfig, to_checksum
+from ctrip_cli.errors import RpcRejectedError
 
 # op-revm crates/op-revm/src/fast_lz.rs `test_flz_compress_len` (a contract call of
 # 345 bytes compresses to 202).
@@ -205,6 +206,26 @@ def test_l1_fee_params_come_from_storage_and_the_oracle_picks_the_formula(
     assert again == first
     assert [c["method"] for c in seen].count("eth_call") == 1  # asked once
     assert seen[-1]["params"][2] == "0xc"
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        Refusal(-32601, "the method eth_call does not exist"),
+        Refusal(-32000, "header not found"),
+        Refusal(-32603, "internal error"),
+    ],
+)
+def test_an_oracle_call_refused_other_than_by_a_revert_fails_the_read(
+    refusal: Refusal,
+) -> None:
+    chain, seen = _evm({**SLOTS, "eth_call": refusal})
+
+    with pytest.raises(RpcRejectedError, match="eth_call"):
+        chain.l1_fee_params()
+    with pytest.raises(RpcRejectedError, match="eth_call"):  # not taken as an answer
+        chain.l1_fee_params()
+    assert [c["method"] for c in seen].count("eth_call") == 2
 
 
 def test_minimum_fees_floor_what_the_node_suggests() -> None:

@@ -368,3 +368,16 @@ def test_money_no_sweep_takes_is_counted_by_reason(session, settings, now):
     sweeps = _status(session, settings, now).chains["local"].sweeps
 
     assert (sweeps.held_for_refund, sweeps.unswept_settled) == (1, 1)
+
+
+def test_sweeps_a_node_refuses_for_funds_count_as_stuck(session, settings, now):
+    """A signed or held sweep no node has accepted (refused for insufficient funds)
+    is stuck like an unmined one, counted from when it was signed."""
+    _healthy_base(session, settings, now)
+    old = now - timedelta(minutes=20)
+    _add(session, _sweep("native:a", "signed", old, nonce=0))
+    _add(session, _sweep("token:b", "held", old, nonce=1))
+    _add(session, _sweep("token:c", "held", now, nonce=2))
+    sweeps = _status(session, settings, now).chains["local"].sweeps
+    assert (sweeps.in_flight, sweeps.stuck) == (3, 2)
+    assert sweeps.oldest_stuck_since == old
