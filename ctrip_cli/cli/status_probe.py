@@ -127,7 +127,10 @@ def _balance(cfg: ChainConfig, address: str, timeout_s: float) -> status_job.Gas
     chain = _chain(cfg, {}, timeout_s)
     try:
         wei = chain.balance(address)
-        price = chain.gas_price().max_fee_per_gas
+        # The price a sweep reserves at (its max fee: 2 x base fee + tip on EIP-1559
+        # chains, floored at the chain's minimums), not eth_gasPrice, which is lower:
+        # the estimate must not promise a gas payer enough when the sweep needs more.
+        price = chain.fees(eip1559=cfg.eip1559).max_fee_per_gas
         l1_fee = _l1_fee(chain, cfg, address, price)
     except ChainError as exc:
         return status_job.GasPayer(address, None, error=type(exc).__name__)

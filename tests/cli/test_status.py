@@ -122,6 +122,17 @@ def test_healthy_on_a_real_node_exits_0(ctrip, cli_env, anvil):
     assert status["chains"]["ethereum"]["rpc"] == "not checked"  # unused: not probed
     assert local["endpoints"][0]["label"].startswith("#1 127.0.0.1:")
     assert local["gas_payer"]["balance_wei"] == 0
+    # Priced as a sweep reserves (2 x base fee + tip), not at the lower eth_gasPrice.
+    block = anvil.rpc("eth_getBlockByNumber", "latest", False)
+    base, tip = (
+        int(block["baseFeePerGas"], 16),
+        int(anvil.rpc("eth_maxPriorityFeePerGas"), 16),
+    )
+    assert (
+        local["gas_payer"]["gas_price_wei"]
+        >= 2 * base + tip
+        > int(anvil.rpc("eth_gasPrice"), 16)
+    )
     assert status["payments"] == {"pending": 1}
     assert status["healthy"] is True
     assert status["passes"]["scan:local"]["last_outcome"] == "ok"
