@@ -7,8 +7,8 @@ Per (address, asset) at block B the ledger explains
   + gas top-ups to the address mined at or below B             (native coin)
   - sweeps mined at or below B: the value moved and the fee paid from the address
 
-Sweeps in flight (signed or sent, no receipt recorded) may or may not be mined at or
-below B, so they widen what is explained into a range [low, high]: the balance may
+Sweeps in flight (signed, sent, or mined but not yet confirmed by the sweep pass, whose
+receipt a reorg may still drop) may or may not be mined at or below B, so they widen what is explained into a range [low, high]: the balance may
 lack up to what they take, or (a top-up) hold what they bring. A balance above the
 range is an inflow nobody recorded; one below it is a shortfall: money moved by
 something ctrip did not sign.
@@ -25,9 +25,12 @@ from ctrip_cli.domain.statuses import SweepKind, SweepState
 
 INFLOW, SHORTFALL = "inflow", "shortfall"
 Key = tuple[str, str | None]  # (lowercase address, lowercase token or None)
-_OUTCOMES = (SweepState.MINED, SweepState.CONFIRMED, SweepState.FAILED)
-_SUCCEEDED = (SweepState.MINED, SweepState.CONFIRMED)
-_MAYBE_SENT = (SweepState.SIGNED, SweepState.PENDING)
+# Final: confirmed deep enough by the sweep pass. A `mined` receipt may still be in a
+# block a reorg drops (the sweep pass notices only on its next run), so it counts as in
+# flight: the balance may or may not show it.
+_OUTCOMES = (SweepState.CONFIRMED, SweepState.FAILED)
+_SUCCEEDED = (SweepState.CONFIRMED,)
+_MAYBE_SENT = (SweepState.SIGNED, SweepState.PENDING, SweepState.MINED)
 
 
 class TransferIn(Protocol):
@@ -64,6 +67,8 @@ class SweepAttempt(Protocol):
     def block_number(self) -> int | None: ...
     @property
     def fee_paid(self) -> int | None: ...
+    @property
+    def l1_fee_reserved(self) -> int | None: ...
 
 
 def key(address: str, token: str | None) -> Key:
@@ -130,12 +135,19 @@ def _sweep(
             ):
                 out[k].net_sweeps += delta
         return
+    if any(
+        a.state == SweepState.MINED
+        and a.block_number is not None
+        and a.block_number > block
+        for a in attempts
+    ):
+        return  # mined after the block (or, reorged, not at all): nothing moved by it
     # In flight: the attempt that would move the most, in whichever direction.
     worst: dict[Key, int] = {}
     for a in attempts:
         if a.state not in _MAYBE_SENT:
             continue
-        for k, delta in _effects(a, fee=a.gas_limit * a.max_fee_per_gas, moved=True):
+        for k, delta in _effects(a, fee=_most_fee(a), moved=True):
             if abs(delta) > abs(worst.get(k, 0)):
                 worst[k] = delta
     for k, delta in worst.items():
@@ -143,6 +155,14 @@ def _sweep(
             out[k].in_in_flight += delta
         else:
             out[k].out_in_flight -= delta
+
+
+def _most_fee(a: SweepAttempt) -> int:
+    """The most an attempt in flight may take in fees: its gas at the max fee, and on a
+    rollup twice the L1 data fee reserved (L1 prices may rise past the reserve before
+    inclusion); never less than what a recorded receipt says it paid."""
+    bound = a.gas_limit * a.max_fee_per_gas + 2 * (a.l1_fee_reserved or 0)
+    return max(bound, a.fee_paid or 0)
 
 
 def _effects(a: SweepAttempt, *, fee: int, moved: bool) -> list[tuple[Key, int]]:

@@ -118,6 +118,7 @@ class SweepMove:
     state: str
     block_number: int | None
     fee_paid: int | None
+    l1_fee_reserved: int | None = None
 
 
 def sweep_moves(
@@ -137,6 +138,7 @@ def sweep_moves(
         t.state,
         t.block_number,
         t.fee_paid,
+        t.l1_fee_reserved,
     )
     seen: dict[tuple[str, int], SweepMove] = {}
     for part in _chunks(sorted(addresses)):

@@ -34,6 +34,7 @@ class S:
     token_address: str | None = None
     gas_limit: int = 21_000
     max_fee_per_gas: int = 10
+    l1_fee_reserved: int | None = None
 
 
 NATIVE = ledger.key(A, None)
