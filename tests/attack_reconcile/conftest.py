@@ -19,32 +19,25 @@ from tests.conftest import TEST_MNEMONIC_OWN
 from tests.evm import ANVIL_ACCOUNTS, Anvil, deploy_contract, mint, send_native
 from tests.evm_fixtures import TestTokens
 from tests.hostile.hostile_node import HostileNode
-from tests.hostile.test_rpc_attacks import TREASURY, World
+from tests.hostile.test_rpc_attacks import World, _chains_yaml
 
 ETH = 10**18
 
 
 class AttackWorld(World):
-    def yaml(self, extra: str = "", confirmations: int = 2) -> None:
-        Path(self.env["CTRIP_CHAINS_FILE"]).write_text(
-            f"""
-chains:
-  local:
-    chain_id: 31337
-    rpc_urls: ["{self.node.url}"]
-    confirmations: {confirmations}
-    native: {{symbol: ETH, decimals: 18}}
-    tokens:
-      USDC: {{address: "{self.tokens.usdc}", decimals: 6}}
-      DAI: {{address: "{self.tokens.dai}", decimals: 18}}
-    treasury: "{TREASURY}"
-    reorg_depth_blocks: 6
-    max_block_range: 50
-    block_time_s: 1
-    start_block: {self.start}
-{extra}
-"""
-        )
+    def yaml(self, extra: str = "") -> None:
+        chains = _chains_yaml(self.node.url, self.tokens, self.start, extra)
+        Path(self.env["CTRIP_CHAINS_FILE"]).write_text(chains)
+
+    def confirmed_native(self, amount: str, wei: int) -> dict[str, Any]:
+        """A native payment paid with `wei`, scanned deep and confirmed."""
+        p = self.create("ETH", amount)
+        send_native(self.anvil, ANVIL_ACCOUNTS[1], p["address"], wei)
+        self.round()
+        self.anvil.mine(3)
+        self.ok("scan")
+        self.ok("confirm")
+        return p
 
     def reconcile(self, *args: str) -> Any:
         return self.ctrip("reconcile", "--chain", "local", "--json", *args)

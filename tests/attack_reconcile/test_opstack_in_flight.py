@@ -58,12 +58,7 @@ def op_world(db_url: str, tmp_path: Path) -> Iterator[AttackWorld]:
 )
 def test_a_mined_unrecorded_native_sweep_is_no_shortfall(op_world: AttackWorld) -> None:
     w = op_world
-    p = w.create("ETH", "1")
-    send_native(w.anvil, ANVIL_ACCOUNTS[1], p["address"], ETH)
-    w.round()
-    w.anvil.mine(3)
-    w.ok("scan")
-    w.ok("confirm")
+    w.confirmed_native("1", ETH)
     w.ok("sweep")  # broadcast; anvil mines it at once; no receipt recorded yet
     assert w.query("SELECT state FROM sweep_transactions") == [("pending",)]
 

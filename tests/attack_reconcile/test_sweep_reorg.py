@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.attack_reconcile.conftest import ETH, AttackWorld
-from tests.evm import ANVIL_ACCOUNTS, native_balance, send_native
+from tests.evm import native_balance
 from tests.hostile.test_rpc_attacks import TREASURY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.evm]
@@ -22,12 +22,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.evm]
     reason="reconcile counts a mined-not-deep sweep whose block a reorg removed",
 )
 def test_tip_reorg_of_a_recorded_sweep_is_not_credited_again(aw: AttackWorld) -> None:
-    p = aw.create("ETH", "1")
-    send_native(aw.anvil, ANVIL_ACCOUNTS[1], p["address"], ETH)
-    aw.round()
-    aw.anvil.mine(3)
-    aw.ok("scan")
-    aw.ok("confirm")
+    p = aw.confirmed_native("1", ETH)
     assert aw.payment_row(p["id"])[0] == "confirmed"
     treasury_before = native_balance(aw.anvil, TREASURY)
     aw.ok("sweep")  # signs and broadcasts; anvil mines it at the tip
