@@ -52,10 +52,6 @@ def op_world(db_url: str, tmp_path: Path) -> Iterator[AttackWorld]:
         node.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the in-flight range of a sweep leaves out its L1 data fee",
-)
 def test_a_mined_unrecorded_native_sweep_is_no_shortfall(op_world: AttackWorld) -> None:
     w = op_world
     w.confirmed_native("1", ETH)

@@ -17,10 +17,6 @@ from tests.hostile.test_rpc_attacks import TREASURY
 pytestmark = [pytest.mark.e2e, pytest.mark.evm]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reconcile counts a mined-not-deep sweep whose block a reorg removed",
-)
 def test_tip_reorg_of_a_recorded_sweep_is_not_credited_again(aw: AttackWorld) -> None:
     p = aw.confirmed_native("1", ETH)
     assert aw.payment_row(p["id"])[0] == "confirmed"
