@@ -135,14 +135,22 @@ def _sweep(
             ):
                 out[k].net_sweeps += delta
         return
-    if any(
-        a.state == SweepState.MINED
-        and a.block_number is not None
-        and a.block_number > block
-        for a in attempts
-    ):
+    if any(_mined_after(a, block) for a in attempts):
         return  # mined after the block (or, reorged, not at all): nothing moved by it
-    # In flight: the attempt that would move the most, in whichever direction.
+    for k, delta in _worst_in_flight(attempts).items():
+        if delta > 0:
+            out[k].in_in_flight += delta
+        else:
+            out[k].out_in_flight -= delta
+
+
+def _mined_after(a: SweepAttempt, block: int) -> bool:
+    return a.state == SweepState.MINED and (a.block_number or 0) > block
+
+
+def _worst_in_flight(attempts: Sequence[SweepAttempt]) -> dict[Key, int]:
+    """Per key, the change of the attempt in flight that would move the most, in
+    whichever direction."""
     worst: dict[Key, int] = {}
     for a in attempts:
         if a.state not in _MAYBE_SENT:
@@ -150,11 +158,7 @@ def _sweep(
         for k, delta in _effects(a, fee=_most_fee(a), moved=True):
             if abs(delta) > abs(worst.get(k, 0)):
                 worst[k] = delta
-    for k, delta in worst.items():
-        if delta > 0:
-            out[k].in_in_flight += delta
-        else:
-            out[k].out_in_flight -= delta
+    return worst
 
 
 def _most_fee(a: SweepAttempt) -> int:
