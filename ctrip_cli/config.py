@@ -128,6 +128,8 @@ class ChainConfig(_Model):
     # Seconds a pass may spend in all waiting out rate limits (429, -32005) before it
     # ends with exit 1; keep it below the cron interval.
     rpc_rate_wait_s: float = Field(default=30.0, gt=0, le=3_600)
+    # Seconds one JSON-RPC answer may take, whole (a slow archive node may need more).
+    rpc_timeout_s: float = Field(default=10.0, gt=0, le=600)
     # `status --check` threshold; default max(min_lag_blocks, max_lag_s / block_time_s).
     max_lag_blocks: int | None = Field(default=None, ge=1, le=10**9)
     # How the chain charges a transaction: `ethereum` (gas x price), `op-stack` (plus

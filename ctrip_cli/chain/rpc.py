@@ -144,7 +144,7 @@ class RpcTransport:
         self,
         cfg: ChainConfig,
         *,
-        timeout_s: float = 10.0,
+        timeout_s: float | None = None,
         attempts: int = 4,
         backoff_s: float = 0.25,
         max_in_flight: int = 4,
@@ -166,6 +166,8 @@ class RpcTransport:
             for i, url in enumerate(urls, start=1)
         ]
         self._secrets = _url_secrets(urls)
+        if timeout_s is None:
+            timeout_s = cfg.rpc_timeout_s
         # Loading the CA bundle costs ~20 ms a pass; plain-http endpoints have no TLS.
         tls = any(u.startswith(("https:", "wss:")) for u in urls)
         self._http = httpx.Client(
